@@ -1,36 +1,17 @@
 """The gradient modes agree with each other and the ablations touch exactly what they should.
 
-Everything runs in float64 on a tiny model so that dgs / dgs_forward / autograd can be compared to
-~1e-10 and numerical differences to O(h²).
+Everything runs in float64 on a tiny model so that dgs / dgs_forward (through dgs_core.ops.dgs_sample)
+and autograd (double backward through grid_sample) can be compared to ~1e-10, numerical differences
+to O(h²).
 """
 import pytest
 import torch
 
 import dgs_core.gradients as gm
 from dgs_core.losses import Batch, LossConfig, training_loss
-from dgs_core.model.net import DGSNet, ModelConfig, sample_maps
+from dgs_core.model.net import DGSNet, ModelConfig
 
 K = torch.tensor([[1.8, 2.4, 0.05, -0.03], [1.7, 2.2, -0.02, 0.04]], dtype=torch.float64)
-
-
-def _oracle_dgs_sample(features, points, intrinsics):
-    """Value + ∂/∂xyz by autograd through grid_sample (twice-differentiable on torch 2.13 CPU)."""
-    p = points.detach().requires_grad_(True)
-    with torch.enable_grad():
-        val = sample_maps([features], p, intrinsics)  # (B, Q, C)
-        jac = [torch.autograd.grad(val[..., c].sum(), p, create_graph=True)[0] for c in range(val.shape[-1])]
-    return torch.cat((val[:, :, None], torch.stack(jac, dim=-1)), dim=2)
-
-
-@pytest.fixture(autouse=True)
-def op(monkeypatch):
-    """Use dgs_core.ops.dgs_sample when it exists; otherwise an autograd oracle with the same contract."""
-    try:
-        from dgs_core.ops import dgs_sample  # noqa: F401
-        return "ops"
-    except ImportError:
-        monkeypatch.setattr(gm, "_dgs_sample", lambda: _oracle_dgs_sample)
-        return "oracle"
 
 
 def _points(gen, b, q):
@@ -141,3 +122,18 @@ def test_inference_under_no_grad_and_bad_mode():
     torch.testing.assert_close(g2.detach(), g, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="gradient_mode"):
         gm.field_and_gradient(net, feats, batch.far_points, K, "fd")
+
+
+def test_sdf_loss_modes_agree():
+    net, batch = _setup(8)
+    gen = torch.Generator().manual_seed(8)
+    batch.surface_points = _points(gen, 2, 12)
+    batch.surface_normals = torch.nn.functional.normalize(torch.randn(2, 12, 3, generator=gen, dtype=torch.float64), dim=-1)
+    cfg = dict(kind="sdf", sdf_normal_weight=0.5)
+    ref, terms = _param_grads(net, batch, gradient_mode="autograd", **cfg)
+    assert {"surface", "eikonal", "normal", "depth"} <= set(terms)
+    got, _ = _param_grads(net, batch, gradient_mode="dgs", **cfg)
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-10, msg=name)
+    with pytest.raises(ValueError, match="nograd"):
+        _param_grads(net, batch, gradient_mode="nograd", **cfg)
