@@ -47,6 +47,7 @@ def sample_with_jacobian(features: list[torch.Tensor], points: torch.Tensor, int
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """All maps through ``dgs_sample``: value (B, Q, ΣC) and Jacobian ∂φ/∂p (B, Q, 3, ΣC), 1/m."""
     op = _dgs_sample()
+    points, intrinsics = points.detach(), intrinsics.detach()  # data for the op: it rejects requires_grad
     out = torch.cat([op(f, points, intrinsics) for f in features], dim=-1)  # (B, Q, 4, ΣC)
     return out[:, :, 0, :], out[:, :, 1:, :]
 
