@@ -1,0 +1,79 @@
+"""Resample a real frame to the virtual camera (SPEC §1): same field of view, new pixel grid.
+
+A virtual pixel centre (j + 0.5, i + 0.5) looks along x/z = (j + 0.5 − cx_v)/f_v; in the source
+image that ray lands at the continuous pixel coordinate x_s = cx_s + fx_s·x/z (OpenCV, pixel centres
+at integer + 0.5). This is "crop around the principal point to the same field of view and resize",
+written per axis so fx ≠ fy and an off-centre principal point are handled exactly. Lens distortion
+is not modelled (ScanNet/Matterport images are used as undistorted pinhole images).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def source_coordinates(n_virtual: int, c_virtual: float, f_virtual: float,
+                       c_source: float, f_source: float) -> np.ndarray:
+    """(n_virtual,) float64 continuous source pixel coordinates of the virtual pixel centres on one axis."""
+    return c_source + f_source * (np.arange(n_virtual) + 0.5 - c_virtual) / f_virtual
+
+
+def resample_color(color: np.ndarray, source_k: np.ndarray, width: int, height: int,
+                   virtual_k: np.ndarray) -> np.ndarray:
+    """Bicubic crop-and-resize of an RGB image to the virtual camera.
+
+    color: (h, w, 3) uint8. source_k: (3, 3) pixel intrinsics of ``color``. virtual_k: (4,) fx, fy,
+    cx, cy of the (width × height) virtual image. Returns (height, width, 3) uint8.
+    Uses Pillow's bicubic filter with a source box (antialiased when shrinking, as a resize should
+    be); where the virtual view reaches past the source image the edge pixels are replicated.
+    """
+    fx_v, fy_v, cx_v, cy_v = (float(a) for a in virtual_k)
+    k = np.asarray(source_k, dtype=np.float64)
+    # Box edges = source coordinates of the virtual image edges (pixel edges, not centres).
+    x0 = k[0, 2] + k[0, 0] * (0.0 - cx_v) / fx_v
+    x1 = k[0, 2] + k[0, 0] * (width - cx_v) / fx_v
+    y0 = k[1, 2] + k[1, 1] * (0.0 - cy_v) / fy_v
+    y1 = k[1, 2] + k[1, 1] * (height - cy_v) / fy_v
+    h, w = color.shape[:2]
+    # Pillow wants the box inside the image: pad by edge replication where the view overhangs.
+    pad = int(np.ceil(max(0.0, -x0, -y0, x1 - w, y1 - h))) + 2
+    src = np.pad(np.ascontiguousarray(color, dtype=np.uint8), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    img = Image.fromarray(src, mode="RGB")
+    box = (x0 + pad, y0 + pad, x1 + pad, y1 + pad)
+    out = img.resize((width, height), Image.Resampling.BICUBIC, box=box)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def resample_depth(depth: np.ndarray, source_k: np.ndarray, width: int, height: int,
+                   virtual_k: np.ndarray, edge_tolerance: float = 1.0) -> np.ndarray:
+    """Bilinear resampling of a z-depth map to the virtual camera, NaN holes kept.
+
+    depth: (h, w) float metres, NaN (or ≤ 0) where the sensor has no reading. source_k: (3, 3).
+    Returns (height, width) float32. A sample whose 2×2 bilinear footprint touches a hole is NaN
+    (holes are never filled by interpolation). Samples up to ``edge_tolerance`` source pixels past the
+    outer pixel centres are clamped to the border; farther out they are NaN (no reading there).
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    d = np.where(d > 0, d, np.nan)  # 0 = "no reading" in the raw formats; NaN > 0 is False too
+    h, w = d.shape
+    fx_v, fy_v, cx_v, cy_v = (float(a) for a in virtual_k)
+    k = np.asarray(source_k, dtype=np.float64)
+    # Continuous coordinate → array index: index = coordinate − 0.5 (pixel centres at +0.5).
+    xs = source_coordinates(width, cx_v, fx_v, k[0, 2], k[0, 0]) - 0.5
+    ys = source_coordinates(height, cy_v, fy_v, k[1, 2], k[1, 1]) - 0.5
+    x_out = (xs < -edge_tolerance) | (xs > w - 1 + edge_tolerance)
+    y_out = (ys < -edge_tolerance) | (ys > h - 1 + edge_tolerance)
+    xs = np.clip(xs, 0.0, w - 1.0)
+    ys = np.clip(ys, 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(xs).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(ys).astype(np.int64), max(h - 2, 0))
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    ax = (xs - x0)[None, :]
+    ay = (ys - y0)[:, None]
+    top = d[y0][:, x0] * (1 - ax) + d[y0][:, x1] * ax
+    bottom = d[y1][:, x0] * (1 - ax) + d[y1][:, x1] * ax
+    out = top * (1 - ay) + bottom * ay  # NaN in any of the 4 taps propagates, even at weight 0
+    out[y_out, :] = np.nan
+    out[:, x_out] = np.nan
+    return out.astype(np.float32)
