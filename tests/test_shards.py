@@ -1,0 +1,140 @@
+"""HDF5 shards: schema round trip, identical bytes on re-run, atomic finish, schema-version check."""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.sample import FrameSample
+from pipeline.shards import SCHEMA_VERSION, SchemaError, ShardLayout, ShardReader, ShardWriter
+
+W, H, K, M = 16, 12, 32, 8
+
+
+def make_sample(i: int, n_faces: int | None = None) -> FrameSample:
+    """A random but reproducible frame with NaN holes, padding and a sparse visible-face set."""
+    rng = np.random.default_rng(1000 + i)
+    depth = rng.uniform(0.5, 4.0, (H, W)).astype(np.float32)
+    depth[rng.random((H, W)) < 0.2] = np.nan
+    near_valid = np.ones(K, bool)
+    near_valid[K - i:] = False  # frame i pads i points
+    n_faces = int(rng.integers(0, 500)) if n_faces is None else n_faces
+    faces = np.sort(rng.choice(300_000, size=n_faces, replace=False)).astype(np.int32)
+    return FrameSample(
+        dataset="scannet", scene_id="scene0000_00", frame_index=7 * i,
+        source_file=f"scans/scene0000_00/scene0000_00.sens#{i}", split="train",
+        image=rng.integers(0, 256, (3, H, W), dtype=np.uint8), depth=depth,
+        rendered_depth=(depth + 0.01).astype(np.float32),
+        amodal_depth=np.where(np.isnan(depth), np.nan, depth + 1).astype(np.float32),
+        intrinsics=np.array([14.4, 14.4, 8, 6], np.float32),
+        world_to_camera=rng.normal(size=(4, 4)).astype(np.float32),
+        near_surface_points=rng.normal(size=(K, 3)).astype(np.float32),
+        near_surface_labels=rng.integers(0, 2, K, dtype=np.uint8), near_surface_valid=near_valid,
+        non_surface_points=rng.normal(size=(M, 3)).astype(np.float32),
+        non_surface_valid=rng.random(M) < 0.8, visible_faces=faces)
+
+
+def assert_same(a: FrameSample, b: FrameSample) -> None:
+    for name, va in vars(a).items():
+        vb = getattr(b, name)
+        if isinstance(va, np.ndarray):
+            assert vb.dtype == va.dtype and vb.shape == va.shape, name
+            np.testing.assert_array_equal(vb, va, err_msg=name)  # NaN == NaN here
+        else:
+            assert vb == va and type(vb) is type(va), name
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "lzf"])
+def test_round_trip_every_field(tmp_path: Path, compression: str) -> None:
+    samples = [make_sample(i) for i in range(5)] + [make_sample(5, n_faces=0)]
+    with ShardWriter(tmp_path, frames_per_shard=4, compression=compression) as w:
+        places = [w.append(s) for s in samples]
+    assert places == [("shard_00000.h5", r) for r in range(4)] + [("shard_00001.h5", r) for r in range(2)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard_00000.h5", "shard_00001.h5"]
+    for s, (name, row) in zip(samples, places):
+        with ShardReader(tmp_path / name) as r:
+            assert_same(r[row], s)
+            assert r.layout == ShardLayout(W, H, K, M)
+    with ShardReader(tmp_path / "shard_00001.h5") as r:
+        assert len(r) == 2 and r.visible_faces(1).shape == (0,)
+        assert r.read(0, fields=("frame_index", "split")) == {"frame_index": 28, "split": "train"}
+        f = r.file
+        assert f["image"].chunks == (1, 3, H, W)  # one frame per chunk
+        assert f.attrs["schema_version"] == SCHEMA_VERSION
+
+
+def test_rerun_gives_identical_bytes(tmp_path: Path) -> None:
+    def write(out: Path) -> list[str]:
+        with ShardWriter(out, frames_per_shard=3, attrs={"config": '{"seed": 0}'}) as w:
+            for i in range(4):
+                w.append(make_sample(i))
+        return [sha(out / n) for n in w.finished]
+
+    first = write(tmp_path / "a")
+    time.sleep(1.1)  # HDF5 timestamps have 1 s resolution: a stored time would now differ
+    assert write(tmp_path / "b") == first
+    other = make_sample(3)
+    other.near_surface_points[0, 0] += 1e-3  # the hash does see content changes
+    with ShardWriter(tmp_path / "c", frames_per_shard=3, attrs={"config": '{"seed": 0}'}) as w:
+        for s in [make_sample(0), make_sample(1), make_sample(2), other]:
+            w.append(s)
+    assert [sha(tmp_path / "c" / n) for n in w.finished][0] == first[0]
+    assert sha(tmp_path / "c" / w.finished[1]) != first[1]
+
+
+def test_crash_mid_shard_leaves_nothing_finished_looking(tmp_path: Path) -> None:
+    def frames():
+        for i in range(5):
+            if i == 3:
+                raise RuntimeError("reader died")
+            yield make_sample(i)
+
+    with pytest.raises(RuntimeError, match="reader died"):
+        with ShardWriter(tmp_path, frames_per_shard=2) as w:
+            for s in frames():
+                w.append(s)
+    # shard 0 (rows 0-1) was complete; shard 1 held one row when the source failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard_00000.h5"]
+    # without the context manager (a killed process) the open shard keeps its .partial name
+    w = ShardWriter(tmp_path / "killed", frames_per_shard=2)
+    for i in range(3):
+        w.append(make_sample(i))
+    w._open.f.flush()
+    names = sorted(p.name for p in (tmp_path / "killed").iterdir())
+    assert names == ["shard_00000.h5", "shard_00001.h5.partial"]
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        len(ShardReader(tmp_path / "killed" / "shard_00001.h5"))
+    w.abort()
+
+
+def test_schema_version_mismatch_names_the_file(tmp_path: Path) -> None:
+    with ShardWriter(tmp_path) as w:
+        w.append(make_sample(0))
+    path = tmp_path / "shard_00000.h5"
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(SchemaError, match=f"shard {path}.*schema_version {SCHEMA_VERSION + 1}"):
+        ShardReader(path)[0]
+
+
+def test_inconsistent_frame_is_refused(tmp_path: Path) -> None:
+    bad = make_sample(1)
+    bad.near_surface_points = bad.near_surface_points[:-1]
+    with pytest.raises(ValueError, match="near_surface_points.*expects"):
+        with ShardWriter(tmp_path) as w:
+            w.append(make_sample(0))
+            w.append(bad)
+    assert list(tmp_path.iterdir()) == []
+    unsorted = make_sample(2, n_faces=5)
+    unsorted.visible_faces = unsorted.visible_faces[::-1].copy()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        with ShardWriter(tmp_path / "u") as w:
+            w.append(unsorted)
