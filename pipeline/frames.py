@@ -1,0 +1,262 @@
+"""Per-frame training/test data (SPEC §1, §4): one raw frame + its scene mesh → one ``FrameSample``.
+
+Public API: ``PrepareConfig``, ``SceneGeometry`` (built once per scene), ``RawFrame``, ``SkippedFrame``,
+``frame_rng`` and ``prepare_frame``. Occupancy labels (SPEC §1): 1 = inward/occupied, 0 = outward/free.
+Every output point is in the frame's CAMERA coordinates (OpenCV, metres), float32.
+
+Rules recorded here (see also docs/geometry.md):
+- Side of a near-surface sample: the face normal is oriented TOWARD THE CAMERA per sample
+  (n·(C − p) ≥ 0, C the camera centre, p the surface point), whatever the mesh winding; a sample
+  offset by d ~ U(−δ, δ) is p + d·n, labelled 0 (free) if d ≥ 0 and 1 (occupied) if d < 0.
+- Visibility box: world bounding box of the back-projected SENSOR depth resampled to the virtual
+  camera; if fewer than ``min_box_pixels`` sensor pixels are valid (missing/empty depth) the rendered
+  depth is used instead, so frames without sensor depth still get a view-dependent box.
+- Non-surface points: uniform in the camera-frame bounding box of the on-surface positions of the
+  near-surface samples (z clipped to ≥ z_near), kept if in the frustum and at distance ≥ exclusion
+  distance from every surface sample ("samples", SPEC §4) or from the whole mesh ("mesh", exact).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import open3d as o3d
+
+from pipeline.geometry.camera import (back_project, in_frustum, pixel_directions, pose_is_valid,
+                                      projection_coefficients, virtual_intrinsics, world_to_camera)
+from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
+from pipeline.geometry.resample import resample_color, resample_depth
+from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_repeated
+from pipeline.sample import FrameSample
+
+__all__ = ["PrepareConfig", "SceneGeometry", "RawFrame", "SkippedFrame", "frame_rng", "prepare_frame"]
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of per-frame preparation (defaults = the published protocol, SPEC §1/§4).
+
+    width, height, focal: virtual camera in pixels (principal point at the image centre).
+    near_surface_points K / non_surface_points M: per-frame quotas.
+    surface_offset δ (m): offsets d ~ U(−δ, δ) along the camera-facing normal.
+    exclusion_distance (m): non-surface points keep at least this distance (≥) from the surface.
+    exclusion: "samples" (SPEC §4: nearest on-surface sample, Numba grid hash) or "mesh" (exact
+        distance to the whole mesh via Embree; stricter, slightly slower).
+    z_near (m): near plane of the frustum; 0.05 m is below any depth sensor's minimum range.
+    frustum_widen: culling uses |u|, |v| < 1.05; box_widen: the depth box grows 5 % per side.
+    structure_labels: NYU40 ids whose first hit bounds the amodal depth: wall 1, floor 2, door 8,
+        window 9, ceiling 22 (the permanent room shell). Curtains (16), blinds (13) and
+        otherstructure (38: columns, fireplaces, railings) are left out by default because they are
+        often in front of the shell and would cut the amodal depth short; add them if you want that.
+    face_sampling: "area" (area-weighted) or "uniform" (faces picked uniformly as in the release;
+        zero-area faces are never picked in either mode).
+    amodal_method: "repeat" (re-cast from just past each hit; stops at the first structure hit) or
+        "list" (Embree list_intersections); same result, "repeat" measured faster (docs/geometry.md).
+    min_box_pixels: fewer valid sensor-depth pixels than this → the rendered depth defines the box.
+    min_non_surface_fraction: frames filling less than this fraction of M are skipped
+        ("too_few_samples"); between it and M the rest is padding with valid = False.
+    max_rounds: rejection-sampling rounds for non-surface points.
+    raycast_threads: Embree threads (0 = all cores; 1 for one-frame-per-core workers).
+    seed: global seed; the per-frame stream is ``frame_rng(seed, dataset, scene, frame)``.
+    """
+
+    width: int = 256
+    height: int = 192
+    focal: float = 230.4
+    near_surface_points: int = 2048
+    non_surface_points: int = 512
+    surface_offset: float = 0.064
+    exclusion_distance: float = 0.032
+    exclusion: str = "samples"
+    z_near: float = 0.05
+    frustum_widen: float = 1.05
+    box_widen: float = 0.05
+    structure_labels: tuple[int, ...] = (1, 2, 8, 9, 22)
+    face_sampling: str = "area"
+    amodal_method: str = "repeat"
+    min_box_pixels: int = 64
+    min_non_surface_fraction: float = 0.25
+    max_rounds: int = 8
+    raycast_threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("exclusion", ("samples", "mesh")), ("face_sampling", ("area", "uniform")),
+                              ("amodal_method", ("repeat", "list"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"PrepareConfig: {name} must be one of {allowed}, found "
+                                 f"{getattr(self, name)!r}; fix the 'prepare' section of the config")
+
+
+@dataclass
+class RawFrame:
+    """One frame as read from the dataset (before resampling).
+
+    camera_to_world: (4, 4) OpenCV pose (may be invalid, e.g. −inf in ScanNet).
+    color: (h, w, 3) uint8 RGB; color_intrinsics: (3, 3) pixels.
+    depth: (h', w') float32 metres, NaN (or 0) holes, or None; depth_intrinsics: (3, 3) or None.
+    """
+
+    index: int
+    source_file: str
+    camera_to_world: np.ndarray
+    color: np.ndarray
+    color_intrinsics: np.ndarray
+    depth: np.ndarray | None
+    depth_intrinsics: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class SkippedFrame:
+    """A frame that produced no row; reason is "invalid_pose", "empty_view" or "too_few_samples"."""
+
+    index: int
+    source_file: str
+    reason: str
+
+
+def frame_rng(seed: int, dataset: str, scene_id: str, frame_index: int) -> np.random.Generator:
+    """The frame's random stream: SHA-256 of (seed, dataset, scene, frame), stable across processes.
+
+    Python's ``hash()`` is salted per process, so it is never used for seeds.
+    """
+    key = f"{int(seed)}\x1f{dataset}\x1f{scene_id}\x1f{int(frame_index)}".encode()
+    words = np.frombuffer(hashlib.sha256(key).digest(), dtype="<u4")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words.tolist())))
+
+
+@contextmanager
+def _timed(timings: dict | None, step: str) -> Iterator[None]:
+    """Accumulate wall seconds of a step into ``timings[step]`` when a dict is given."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+
+
+def _visibility_box(sensor: np.ndarray, rendered: np.ndarray, k_v: np.ndarray, t_wc: np.ndarray,
+                    cfg: PrepareConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """World box (lo, hi) of the back-projected depth widened per side; None if no depth at all."""
+    depth = sensor if np.count_nonzero(np.isfinite(sensor) & (sensor > 0)) >= cfg.min_box_pixels else rendered
+    pts = back_project(depth, k_v)
+    if pts.shape[0] == 0:
+        return None
+    pts = pts @ t_wc[:3, :3].T + t_wc[:3, 3]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    pad = cfg.box_widen * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _non_surface(rng: np.random.Generator, surface_cam: np.ndarray, proj: np.ndarray,
+                 scene: SceneGeometry, t_wc: np.ndarray, cfg: PrepareConfig) -> np.ndarray:
+    """Up to M camera points (m, 3) float64 by rejection sampling in rounds (SPEC §4)."""
+    m = cfg.non_surface_points
+    lo, hi = surface_cam.min(axis=0), surface_cam.max(axis=0)
+    lo[2] = max(lo[2], cfg.z_near)
+    if m == 0 or hi[2] <= lo[2]:
+        return np.zeros((0, 3))
+    kept: list[np.ndarray] = []
+    n_kept, rate = 0, 0.25
+    for _ in range(cfg.max_rounds):
+        need = m - n_kept
+        # Draw enough for the acceptance rate seen so far (floor 2 % so a bad round cannot explode).
+        n_draw = min(int(np.ceil(1.5 * need / max(rate, 0.02))) + 64, 100 * m)
+        cand = rng.uniform(lo, hi, size=(n_draw, 3))
+        ok = in_frustum(cand, proj, cfg.z_near)
+        cand = cand[ok]
+        if cfg.exclusion == "samples":
+            far = far_from_samples(cand, surface_cam, cfg.exclusion_distance)
+        else:
+            world = (cand @ t_wc[:3, :3].T + t_wc[:3, 3]).astype(np.float32)
+            dist = scene.raycaster.compute_distance(o3d.core.Tensor(world)).numpy()
+            far = dist >= cfg.exclusion_distance
+        cand = cand[far]
+        rate = max(cand.shape[0] / n_draw, 1e-9)
+        kept.append(cand[:need])
+        n_kept += kept[-1].shape[0]
+        if n_kept >= m:
+            break
+    return np.concatenate(kept, axis=0)
+
+
+def _padded(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) float32 points zero-padded at the end, and the (n,) bool valid mask."""
+    out = np.zeros((n, 3), dtype=np.float32)
+    out[: points.shape[0]] = points
+    valid = np.zeros(n, dtype=bool)
+    valid[: points.shape[0]] = True
+    return out, valid
+
+
+def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, dataset: str,
+                  scene_id: str, split: str, timings: dict | None = None) -> FrameSample | SkippedFrame:
+    """Compute one frame's stored record (SPEC §4) at the virtual camera, or why it was skipped.
+
+    scene: the scene's ``SceneGeometry`` (world frame). frame: the raw frame. ``timings``, if given,
+    accumulates seconds per step under "resampling", "raycasting", "culling" and "sampling".
+    Deterministic: randomness comes only from ``frame_rng(cfg.seed, dataset, scene_id, frame.index)``.
+    """
+    skip = lambda reason: SkippedFrame(frame.index, frame.source_file, reason)  # noqa: E731
+    if not pose_is_valid(frame.camera_to_world):
+        return skip("invalid_pose")
+    t_wc = np.asarray(frame.camera_to_world, dtype=np.float64)
+    t_cw = world_to_camera(t_wc)
+    w, h = cfg.width, cfg.height
+    k_v = virtual_intrinsics(w, h, cfg.focal)
+    proj = projection_coefficients(*k_v, w, h)
+
+    with _timed(timings, "resampling"):
+        image = resample_color(frame.color, frame.color_intrinsics, w, h, k_v).transpose(2, 0, 1)
+        if frame.depth is None or frame.depth_intrinsics is None:
+            depth = np.full((h, w), np.nan, dtype=np.float32)
+        else:
+            depth = resample_depth(frame.depth, frame.depth_intrinsics, w, h, k_v)
+
+    with _timed(timings, "raycasting"):
+        dirs = pixel_directions(w, h, k_v) @ t_wc[:3, :3].T
+        if cfg.amodal_method == "repeat":
+            rendered, amodal = depth_maps_repeated(scene, t_wc[:3, 3], dirs, nthreads=cfg.raycast_threads)
+        else:
+            rendered, amodal = depth_maps_listed(scene, t_wc[:3, 3], dirs)
+
+    with _timed(timings, "culling"):
+        box = _visibility_box(depth, rendered, k_v, t_wc, cfg)
+        if box is None:
+            return skip("empty_view")
+        keep = cull_face_centroids(scene.centroids, t_cw[:3, :3], t_cw[:3, 3], proj,
+                                   cfg.frustum_widen, cfg.z_near, box[0], box[1])
+        visible = np.flatnonzero(keep)
+        weights = scene.areas[visible] if cfg.face_sampling == "area" else np.ones(visible.size)
+        positive = scene.areas[visible] > 0
+        candidates, weights = visible[positive], weights[positive]
+        if candidates.size == 0:
+            return skip("empty_view")
+
+    with _timed(timings, "sampling"):
+        rng = frame_rng(cfg.seed, dataset, scene_id, frame.index)
+        k = cfg.near_surface_points
+        r = rng.random((3, k))
+        offset = rng.uniform(-cfg.surface_offset, cfg.surface_offset, size=k)
+        surface, points, labels, _ = sample_offset_surface(
+            scene.vertices, scene.faces, candidates.astype(np.int64), np.cumsum(weights),
+            scene.normals, t_wc[:3, 3].copy(), r[0], r[1], r[2], offset)
+        to_cam = lambda p: p @ t_cw[:3, :3].T + t_cw[:3, 3]  # noqa: E731
+        surface_cam = to_cam(surface)
+        non_surface = _non_surface(rng, surface_cam, proj, scene, t_wc, cfg)
+        if non_surface.shape[0] < cfg.min_non_surface_fraction * cfg.non_surface_points:
+            return skip("too_few_samples")
+        ns_points, ns_valid = _padded(non_surface, cfg.non_surface_points)
+
+    return FrameSample(
+        dataset=dataset, scene_id=scene_id, frame_index=int(frame.index), source_file=frame.source_file,
+        split=split, image=np.ascontiguousarray(image), depth=depth, rendered_depth=rendered,
+        amodal_depth=amodal, intrinsics=k_v.astype(np.float32), world_to_camera=t_cw.astype(np.float32),
+        near_surface_points=to_cam(points).astype(np.float32), near_surface_labels=labels,
+        near_surface_valid=np.ones(k, dtype=bool), non_surface_points=ns_points,
+        non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32))
