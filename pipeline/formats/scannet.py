@@ -134,11 +134,12 @@ def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
         raise FormatError(path, f"expected columns {list(_LABEL_TABLE_REQUIRED)}, missing "
                           f"{missing} (found {list(table.columns)}).", field="header",
                           hint="this is not scannetv2-labels.combined.tsv (tab separated).")
-    bad = table["nyu40id"].isna() | ~table["nyu40id"].between(0, 40)
+    ids = pd.to_numeric(table["nyu40id"], errors="coerce")
+    bad = ids.isna() | ~ids.between(0, 40) | (ids != ids.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise FormatError(path, f"nyu40id must be an integer in 0..40, found "
-                          f"{table['nyu40id'].iloc[row]!r} in data row {row + 1}.",
+                          f"'{table['nyu40id'].iloc[row]}' in data row {row + 1}.",
                           field="nyu40id", hint="the table is corrupt; download it again.")
     return table.astype({"nyu40id": np.int64})
 
