@@ -24,9 +24,10 @@ MATTERPORT_INTRINSICS = (1075.9, 1075.6, 629.7, 508.3)
 class GeneratorConfig:
     """Everything that sets the size and content of a generated dataset.
 
+    seed: every random choice derives from it (with the scene id); same config, same bytes.
     Scene content:
         edge_length: target triangle edge length of the subdivided surfaces (metres); the face count
-            grows as 1/edge_length^2 (0.25 gives a few thousand faces, 0.035 about 300k).
+            grows as 1/edge_length^2 (0.25 gives a few thousand faces, 0.028 about 300k).
         furniture_min, furniture_max: number of furniture objects per room (inclusive range).
         open_fraction: probability that a piece of furniture is an open mesh (no bottom face), as
             scans never see under objects.
@@ -43,11 +44,13 @@ class GeneratorConfig:
             the order of the official README).
     Sensor model (all from the seed):
         depth_noise: relative standard deviation of the depth noise (sigma = depth_noise * z).
-        hole_blobs: mean number of small hole blobs per depth frame; hole_radius: their radius (px).
+        hole_blobs: mean number of small hole blobs per depth frame; hole_radius: their mean radius
+            as a fraction of the image width.
         grazing_dropout_deg: depth is dropped where the ray meets the surface at a grazing angle
             larger than this (degrees from the normal); None disables it.
     """
 
+    seed: int = 0
     edge_length: float = 0.25
     furniture_min: int = 4
     furniture_max: int = 7
@@ -66,7 +69,7 @@ class GeneratorConfig:
     camera_pitches_deg: tuple[float, float, float] = (-30.0, 0.0, 30.0)
     depth_noise: float = 0.005
     hole_blobs: float = 2.0
-    hole_radius: float = 3.0
+    hole_radius: float = 0.02
     grazing_dropout_deg: float | None = 80.0
 
     def __post_init__(self) -> None:
@@ -106,10 +109,10 @@ PRESETS: dict[str, GeneratorConfig] = {
     "tiny": GeneratorConfig(),
     # Demo: realistic image sizes and ~300k faces per room; a few minutes on 2 cores.
     "demo": GeneratorConfig(
-        edge_length=0.035,
+        edge_length=0.028,
         furniture_min=6,
         furniture_max=9,
-        frames_per_scene=100,
+        frames_per_scene=50,
         color_size=SCANNET_COLOR_SIZE,
         depth_size=SCANNET_DEPTH_SIZE,
         panoramas_per_house=3,

@@ -1,7 +1,7 @@
 """Ray-cast rendering of a `SceneMesh`: z-depth, shaded colour and an optional depth-sensor model.
 
 One open3d `RaycastingScene` (Embree BVH) is built per scene and reused for every frame. Rays go
-through pixel centres (OpenCV: pixel (i, j) has centre (j + 0.5, i + 0.5)); their directions have
+through pixel centres (SPEC §1: pixel (i, j) has centre (j + 0.5, i + 0.5)); their directions have
 camera-frame z = 1, so Embree's hit distance *is* the z-depth in metres.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _directions(camera: "PinholeCamera") -> np.ndarray:
 
 @dataclass(frozen=True)
 class PinholeCamera:
-    """Pinhole intrinsics in pixels for a `width` x `height` image (OpenCV pixel-centre convention)."""
+    """Pinhole intrinsics in pixels for a `width` x `height` image (SPEC §1 pixel-centre convention)."""
 
     width: int
     height: int
@@ -44,18 +44,20 @@ class PinholeCamera:
     def scaled(native_size: tuple[int, int], native: tuple[float, float, float, float],
                size: tuple[int, int]) -> "PinholeCamera":
         """Camera of a resized image: intrinsics `native` (fx, fy, cx, cy) at `native_size` (W, H)
-        rescaled to `size` (W, H), keeping the pixel-centre convention."""
+        rescaled to `size` (W, H). Pixel j covers image coordinates [j, j + 1], so the image border
+        is at 0 and W at any size and every parameter scales by the same factor."""
         sx, sy = size[0] / native_size[0], size[1] / native_size[1]
         fx, fy, cx, cy = native
-        return PinholeCamera(int(size[0]), int(size[1]), fx * sx, fy * sy,
-                             (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5)
+        return PinholeCamera(int(size[0]), int(size[1]), fx * sx, fy * sy, cx * sx, cy * sy)
 
     def ray_directions(self) -> np.ndarray:
-        """(H, W, 3) float64 camera-frame directions (x, y, 1) through the pixel centres."""
+        """(H, W, 3) float64 camera-frame directions (x, y, 1) through the pixel centres.
+
+        Project convention (SPEC §1): pixel (i, j) has its centre at image coordinates
+        (j + 0.5, i + 0.5), i.e. x/z = (j + 0.5 - cx) / fx.
+        """
         j, i = np.meshgrid(np.arange(self.width) + 0.5, np.arange(self.height) + 0.5)
-        # (j + 0.5 - 0.5 - cx): pixel centre j sits at coordinate j in OpenCV's convention.
-        return np.stack([(j - 0.5 - self.cx) / self.fx, (i - 0.5 - self.cy) / self.fy,
-                         np.ones_like(j)], axis=-1)
+        return np.stack([(j - self.cx) / self.fx, (i - self.cy) / self.fy, np.ones_like(j)], axis=-1)
 
 
 @dataclass
