@@ -1,0 +1,30 @@
+# DGS toolkit workflow. Targets (see README):
+#   prepare_scannet, prepare_matterport   per-frame training/test shards
+#   train_dgs, evaluate, report           model training, benchmark, tables
+#   demo                                  everything available, on the embedded synthetic default
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule demo:
+    """Everything that is available, end to end on the configured (default: synthetic) data."""
+    default_target: True
+    input:
+        rules.prepare_scannet.input,
+        rules.prepare_matterport.input,
+    shell:
+        "python workflow/scripts/list_outputs.py {input}"

@@ -1,0 +1,66 @@
+# Per-frame training/test data: one job per (dataset, split, scene), Dask inside the job, then
+# one merged manifest per split. A scene's folder is complete only once its `done` marker exists.
+
+
+def scannet_split_manifest(split):
+    return WORK / "scannet" / split / "manifest.parquet"
+
+
+def scene_done_markers(dataset, split, scenes):
+    return [WORK / dataset / split / scene / "done" for scene in scenes]
+
+
+rule prepare_scene:
+    """Prepare every selected frame of one scene (ScanNet) or house (Matterport) into HDF5 shards."""
+    input:
+        lambda wc: dataset_ready(wc.dataset),
+    output:
+        WORK / "{dataset}" / "{split}" / "{scene}" / "done",
+    log:
+        LOGS / "prepare" / "{dataset}" / "{split}" / "{scene}.log",
+    benchmark:
+        LOGS / "benchmarks" / "prepare" / "{dataset}" / "{split}" / "{scene}.tsv"
+    wildcard_constraints:
+        dataset="scannet|matterport",
+        split="train|val|test",
+    threads: 4
+    params:
+        root=lambda wc: dataset_root(wc.dataset),
+        out=lambda wc, output: Path(output[0]).parent,
+        options=prepare_options(),
+        dask=dask_option(),
+    shell:
+        "python -m pipeline.prepare --dataset {wildcards.dataset} --root {params.root}"
+        " --split {wildcards.split} --scene {wildcards.scene} --out {params.out}"
+        " --options {params.options} --workers {threads} {params.dask} > {log} 2>&1"
+
+
+rule merge_manifest:
+    """One manifest per (dataset, split) listing every frame of every scene, kept or skipped."""
+    input:
+        lambda wc: scene_done_markers(
+            wc.dataset,
+            wc.split,
+            scannet_scenes(wc.split) if wc.dataset == "scannet" else matterport_houses(),
+        ),
+    output:
+        WORK / "{dataset}" / "{split}" / "manifest.parquet",
+    log:
+        LOGS / "prepare" / "{dataset}" / "{split}" / "manifest.log",
+    wildcard_constraints:
+        dataset="scannet|matterport",
+        split="train|val|test",
+    shell:
+        "python -m pipeline.manifest merge --out {output} {input} > {log} 2>&1"
+
+
+rule prepare_scannet:
+    """Shards and manifests for the configured ScanNet splits."""
+    input:
+        [scannet_split_manifest(split) for split in config["scannet_splits"]],
+
+
+rule prepare_matterport:
+    """Shards and manifest for the Matterport3D cross-dataset test set (SPEC §5)."""
+    input:
+        WORK / "matterport" / "test" / "manifest.parquet",
