@@ -19,7 +19,7 @@ def encode_jpeg(color: np.ndarray, quality: int = 90) -> bytes:
     if color.ndim != 3 or color.shape[2] != 3 or color.dtype != np.uint8:
         raise ValueError(f"encode_jpeg: expected (H, W, 3) uint8 RGB, got {color.shape} {color.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(color, "RGB").save(buf, format="JPEG", quality=int(quality))
+    Image.fromarray(np.ascontiguousarray(color)).save(buf, format="JPEG", quality=int(quality))
     return buf.getvalue()
 
 
@@ -63,7 +63,7 @@ def encode_png16(image: np.ndarray) -> bytes:
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ValueError(f"encode_png16: expected (H, W) uint16, got {image.shape} {image.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(image.astype("<u2", copy=False), "I;16").save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(image, dtype="<u2")).save(buf, format="PNG")
     return buf.getvalue()
 
 
