@@ -1,0 +1,280 @@
+"""The prepare job: scenes → per-frame records on Dask → HDF5 shards + manifest, one directory per scene.
+
+Usage::
+
+    python -m pipeline.prepare --dataset scannet --root DATA --split train --scene scene0000_00 \
+        --out data/prepared [--config config/config.yaml] [--workers 4 | --dask-scheduler tcp://h:8786]
+
+Output layout (per scene; Snakemake declares the ``done`` file or the directory)::
+
+    <out>/<dataset>/<split>/<scene_id>/shard_00000.h5 …   HDF5 shards (pipeline.shards)
+    <out>/<dataset>/<split>/<scene_id>/manifest.parquet   every frame considered (pipeline.manifest)
+    <out>/<dataset>/<split>/<scene_id>/done               JSON summary, written last
+
+A job first deletes the scene's ``done`` marker and any previous shards, so an interrupted run never
+looks finished; shards are written as ``*.partial`` and renamed when complete. Frames run on a
+``distributed.LocalCluster`` of N single-threaded worker processes (``--workers``, default 2), on an
+existing cluster (``--dask-scheduler``), or in this process (``--workers 0``). The scene geometry is
+broadcast once to every worker (its Embree BVH is rebuilt lazily there, once per worker). Results are
+gathered in frame order from a bounded window of in-flight frames, so memory stays flat and the
+output bytes do not depend on the number of workers.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.frames import PrepareConfig, RawFrame, SceneGeometry, SkippedFrame, prepare_frame
+from pipeline.manifest import make_manifest, summary_line, write_manifest
+from pipeline.sample import FrameSample
+from pipeline.shards import PARTIAL_SUFFIX, SCHEMA_VERSION, ShardWriter
+from pipeline.sources import SceneSource, matterport_scene, scannet_scene
+
+DONE, MANIFEST = "done", "manifest.parquet"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Job-level settings (the rest of the config's ``prepare`` section goes to PrepareConfig).
+
+    frames_per_shard: rows per HDF5 shard. compression: shard filter (pipeline.shards.COMPRESSIONS).
+    frame_stride: train/val keep every k-th frame. test_frames_per_scene: SPEC §5 (10).
+    matterport_frames_per_house: SPEC §5 (10). max_pitch_deg: Matterport upward-camera threshold.
+    window_per_worker: frames in flight per worker (bounds memory).
+    """
+
+    frames_per_shard: int = 64
+    compression: str = "zstd"
+    frame_stride: int = 1
+    test_frames_per_scene: int = 10
+    matterport_frames_per_house: int = 10
+    max_pitch_deg: float = 15.0
+    window_per_worker: int = 4
+
+
+def scene_dir(out: str | Path, dataset: str, split: str, scene_id: str) -> Path:
+    """``<out>/<dataset>/<split>/<scene_id>``: where one job writes shards, manifest and marker."""
+    return Path(out) / dataset / split / scene_id
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
+                ) -> tuple[PrepareConfig, JobOptions, str | None]:
+    """(PrepareConfig, JobOptions, dask_scheduler) from a workflow YAML's ``prepare`` section.
+
+    Keys that are neither PrepareConfig nor JobOptions fields are reported on stderr and ignored.
+    """
+    import yaml
+
+    raw: dict[str, Any] = {}
+    scheduler = None
+    if path is not None:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+        raw = dict(doc.get("prepare") or {})
+        scheduler = doc.get("dask_scheduler")
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    cfg_keys = {f.name for f in dataclasses.fields(PrepareConfig)}
+    job_keys = {f.name for f in dataclasses.fields(JobOptions)}
+    unknown = sorted(set(raw) - cfg_keys - job_keys)
+    if unknown:
+        print(f"pipeline.prepare: ignoring unknown 'prepare' keys {unknown} in {path}", file=sys.stderr)
+    cfg = {k: v for k, v in raw.items() if k in cfg_keys}
+    if "structure_labels" in cfg:
+        cfg["structure_labels"] = tuple(int(x) for x in cfg["structure_labels"])
+    return (PrepareConfig(**cfg), JobOptions(**{k: v for k, v in raw.items() if k in job_keys}),
+            scheduler)
+
+
+def _one_frame(scene: SceneGeometry, raw: RawFrame | SkippedFrame, cfg: PrepareConfig, dataset: str,
+               scene_id: str, split: str, face_ids: np.ndarray | None,
+               fn: Callable[..., FrameSample | SkippedFrame]) -> tuple[FrameSample | SkippedFrame, dict]:
+    """Worker task: one frame → (record, per-step seconds). Face ids are mapped back to the file's."""
+    if isinstance(raw, SkippedFrame):
+        return raw, {}
+    timings: dict[str, float] = {}
+    out = fn(scene, raw, cfg, dataset=dataset, scene_id=scene_id, split=split, timings=timings)
+    if isinstance(out, FrameSample) and face_ids is not None:
+        out.visible_faces = face_ids[out.visible_faces].astype(np.int32)
+    return out, timings
+
+
+def _serial(frames: Iterator, run: Callable) -> Iterator[tuple[Any, dict]]:
+    for raw in frames:
+        yield run(raw)
+
+
+def _on_dask(client, frames: Iterator, scene: SceneGeometry, args: tuple, window: int
+             ) -> Iterator[tuple[Any, dict]]:
+    """Submit frames keeping ≤ ``window`` in flight; yield results in submission (frame) order."""
+    scene_f = client.scatter(scene, broadcast=True, hash=False)
+    pending: collections.deque = collections.deque()
+    try:
+        for raw in frames:
+            pending.append(client.submit(_one_frame, scene_f, raw, *args, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        del scene_f
+
+
+def _clear(directory: Path) -> None:
+    """Remove a previous run's marker first, then its shards and manifest (only our own names)."""
+    (directory / DONE).unlink(missing_ok=True)
+    for p in sorted(directory.glob("shard_*.h5*")) + sorted(directory.glob(MANIFEST + "*")):
+        if p.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX, MANIFEST, MANIFEST + PARTIAL_SUFFIX)):
+            p.unlink()
+
+
+def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts: JobOptions, *,
+                  client=None, frame_fn: Callable[..., FrameSample | SkippedFrame] = prepare_frame,
+                  timings: dict | None = None, progress: bool = True) -> Path:
+    """Prepare every considered frame of one scene into ``scene_dir(out, …)``; returns that directory.
+
+    client: a ``distributed.Client`` (frames run on its workers) or None (in this process).
+    frame_fn: the per-frame function (``pipeline.frames.prepare_frame``; replaceable in tests).
+    timings: if given, accumulates seconds per step over all frames (plus "writing", "total").
+    """
+    t0 = time.perf_counter()
+    directory = scene_dir(out, source.dataset, source.split, source.scene_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    _clear(directory)
+    geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
+                                       cfg.structure_labels)
+    face_ids = None if source.dropped_faces == 0 else source.face_ids
+    args = (cfg, source.dataset, source.scene_id, source.split, face_ids, frame_fn)
+    frames = source.read_frames()
+    if client is None:
+        results = _serial(frames, lambda raw: _one_frame(geometry, raw, *args))
+    else:
+        n_workers = max(1, len(client.scheduler_info()["workers"]))
+        results = _on_dask(client, frames, geometry, args, opts.window_per_worker * n_workers)
+    # raycast_threads changes speed, not results: left out so shard bytes match across worker counts
+    stored = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "raycast_threads"}
+    attrs = {"prepare_config": json.dumps(stored, sort_keys=True),
+             "dropped_degenerate_faces": int(source.dropped_faces)}
+    rows = []
+    bar = tqdm(total=len(source.frames), desc=f"{source.dataset}/{source.split}/{source.scene_id}",
+               unit="frame", disable=not progress)
+    with ShardWriter(directory, frames_per_shard=opts.frames_per_shard, compression=opts.compression,
+                     attrs=attrs) as writer:
+        for rec, step_times in results:
+            row = {"dataset": source.dataset, "scene_id": source.scene_id, "split": source.split,
+                   "frame_index": rec.index if isinstance(rec, SkippedFrame) else rec.frame_index,
+                   "source_file": rec.source_file}
+            if isinstance(rec, SkippedFrame):
+                row.update(status="skipped", reason=rec.reason, row=-1, shard="")
+            else:
+                tw = time.perf_counter()
+                shard, r = writer.append(rec)
+                step_times = dict(step_times, writing=time.perf_counter() - tw)
+                row.update(status="ok", reason="", shard=shard, row=r,
+                           n_valid_near=int(rec.near_surface_valid.sum()),
+                           n_valid_non=int(rec.non_surface_valid.sum()),
+                           visible_faces=rec.visible_face_count)
+            if timings is not None:
+                for k, v in step_times.items():
+                    timings[k] = timings.get(k, 0.0) + v
+            rows.append(row)
+            bar.update(1)
+    bar.close()
+    manifest = make_manifest(rows)
+    write_manifest(manifest, directory / MANIFEST)
+    seconds = time.perf_counter() - t0
+    if timings is not None:
+        timings["total"] = timings.get("total", 0.0) + seconds
+    summary = {"frames": len(manifest), "ok": int((manifest.status == "ok").sum()),
+               "skipped": {str(k): int(v) for k, v in
+                           manifest.loc[manifest.status != "ok", "reason"].value_counts().sort_index().items()},
+               "shards": writer.finished, "dropped_degenerate_faces": int(source.dropped_faces),
+               "schema_version": SCHEMA_VERSION}
+    tmp = directory / (DONE + PARTIAL_SUFFIX)
+    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    tmp.replace(directory / DONE)  # marker last: everything above is complete
+    if progress:
+        extra = f", {source.dropped_faces} degenerate faces dropped" if source.dropped_faces else ""
+        print(f"{source.dataset}/{source.split}/{source.scene_id}: "
+              f"{summary_line(manifest, seconds)}{extra}", file=sys.stderr)
+    return directory
+
+
+def make_client(workers: int, scheduler: str | None):
+    """A Dask client: connect to ``scheduler`` (tcp://…), start a LocalCluster, or None (workers 0).
+
+    LocalCluster workers are single-threaded processes with Numba/OpenMP limited to one thread, so
+    N workers use N cores.
+    """
+    if scheduler is None and workers == 0:
+        return None
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler)
+    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, env=env)
+    return Client(cluster)
+
+
+def _source(dataset: str, root: str, split: str, scene_id: str, cfg: PrepareConfig,
+            opts: JobOptions) -> SceneSource:
+    cam = dict(width=cfg.width, height=cfg.height, focal=cfg.focal)
+    if dataset == "scannet":
+        return scannet_scene(root, scene_id, split, stride=opts.frame_stride,
+                             test_frames=opts.test_frames_per_scene, **cam)
+    if dataset == "matterport":
+        return matterport_scene(root, scene_id, split, n_frames=opts.matterport_frames_per_house,
+                                max_pitch_deg=opts.max_pitch_deg, **cam)
+    raise ValueError(f"--dataset must be scannet or matterport, got {dataset!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    ap = argparse.ArgumentParser(prog="python -m pipeline.prepare", description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, choices=["scannet", "matterport"])
+    ap.add_argument("--root", required=True, help="dataset root (ScanNet or Matterport layout)")
+    ap.add_argument("--split", required=True, choices=["train", "val", "test"])
+    ap.add_argument("--scene", action="append", required=True, help="scene/house id (repeatable)")
+    ap.add_argument("--out", required=True, help="output root; see the layout in the module doc")
+    ap.add_argument("--config", help="workflow YAML; its 'prepare' section and dask_scheduler")
+    ap.add_argument("--dask-scheduler", help="tcp://host:port of an existing Dask cluster")
+    ap.add_argument("--workers", type=int, default=2, help="LocalCluster workers; 0 = in-process")
+    ap.add_argument("--frames-per-shard", type=int)
+    ap.add_argument("--frame-stride", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--compression")
+    a = ap.parse_args(argv)
+    cfg, opts, scheduler = load_config(a.config, {
+        "frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride, "seed": a.seed,
+        "compression": a.compression})
+    scheduler = a.dask_scheduler or scheduler
+    if a.workers > 0 or scheduler:  # one thread per worker: do not let Embree take every core
+        cfg = dataclasses.replace(cfg, raycast_threads=1)
+    client = make_client(a.workers, scheduler)
+    try:
+        for scene_id in a.scene:
+            prepare_scene(_source(a.dataset, a.root, a.split, scene_id, cfg, opts), a.out, cfg, opts,
+                          client=client)
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
