@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 import open3d as o3d
 
-from pipeline.geometry.camera import (back_project, in_frustum, pixel_directions, pose_is_valid,
+from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_valid,
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
 from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
 from pipeline.geometry.resample import resample_color, resample_depth
@@ -144,11 +144,19 @@ def _visibility_box(sensor: np.ndarray, rendered: np.ndarray, k_v: np.ndarray, t
                     cfg: PrepareConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """World box (lo, hi) of the back-projected depth widened per side; None if no depth at all."""
     depth = sensor if np.count_nonzero(np.isfinite(sensor) & (sensor > 0)) >= cfg.min_box_pixels else rendered
-    pts = back_project(depth, k_v)
-    if pts.shape[0] == 0:
+    ok = np.isfinite(depth) & (depth > 0)
+    if not ok.any():
         return None
-    pts = pts @ t_wc[:3, :3].T + t_wc[:3, 3]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    h, w = depth.shape
+    z = depth[ok].astype(np.float64)
+    rows, cols = np.nonzero(ok)
+    x = (cols + 0.5 - k_v[2]) / k_v[0] * z
+    y = (rows + 0.5 - k_v[3]) / k_v[1] * z
+    r, c = t_wc[:3, :3], t_wc[:3, 3]
+    lo, hi = np.empty(3), np.empty(3)
+    for a in range(3):  # one world axis at a time: no (N, 3) temporaries
+        p = r[a, 0] * x + r[a, 1] * y + r[a, 2] * z
+        lo[a], hi[a] = p.min() + c[a], p.max() + c[a]
     pad = cfg.box_widen * (hi - lo)
     return lo - pad, hi + pad
 
