@@ -46,7 +46,9 @@ def decode_color(
         img = Image.open(io.BytesIO(data))
         if draft is not None and img.format == "JPEG":
             img.draft("RGB", (int(draft[0]), int(draft[1])))
-        img = img.convert("RGB")  # forces the decode, so corrupt data fails here
+        img.load()  # forces the decode, so corrupt data fails here
+        if img.mode != "RGB":  # convert() copies even when nothing changes: skip it for RGB
+            img = img.convert("RGB")
         return np.asarray(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise FormatError(
