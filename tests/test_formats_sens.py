@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import struct
 import zlib
 
@@ -262,3 +263,17 @@ def test_jpeg_decodes_with_pil_identically(tmp_path):
         cbytes, _ = r.read_raw_payloads(0)
         np.testing.assert_array_equal(r.read_color(0),
                                       np.asarray(Image.open(io.BytesIO(cbytes)).convert("RGB")))
+
+
+def test_pickled_reader_reopens_without_reindexing(tmp_path):
+    p = tmp_path / "s.sens"
+    write_scene(p, n=3)
+    with SensReader(p) as r:
+        blob = pickle.dumps(r)
+        expected = r.read_raw_payloads(2)
+    with pickle.loads(blob) as r2:
+        assert r2.read_raw_payloads(2) == expected
+        np.testing.assert_array_equal(r2.valid_pose_mask, [True, True, False])
+    p.write_bytes(p.read_bytes() + b"extra")
+    with pytest.raises(FormatError, match="file size changed"):
+        pickle.loads(blob)

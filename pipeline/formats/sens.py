@@ -183,6 +183,24 @@ class SensReader:
         self.color_offsets = offsets
 
     # -- life cycle -------------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Pickle the index, not the descriptor, so a reader can be shipped to dask/multiprocessing
+        workers without re-indexing; the worker reopens the file."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_fd", "_lock")}
+        state["_size"] = os.path.getsize(self.path)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        size = state.pop("_size")
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        if os.fstat(self._fd).st_size != size:
+            os.close(self._fd)
+            raise FormatError(self.path, f"file size changed from {size} to "
+                              f"{os.path.getsize(self.path)} bytes since it was indexed.",
+                              hint="open a new SensReader on the current file.")
+
     def close(self) -> None:
         """Close the file descriptor (idempotent)."""
         if self._fd >= 0:
