@@ -237,7 +237,9 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         box = _visibility_box(depth, rendered, k_v, t_wc, cfg)
         if box is None:
             return skip("empty_view")
-        keep = cull_face_centroids(scene.centroids, t_cw[:3, :3], t_cw[:3, 3], proj,
+        # Contiguous arguments so every call hits the one cached Numba specialisation.
+        keep = cull_face_centroids(scene.centroids, np.ascontiguousarray(t_cw[:3, :3]),
+                                   np.ascontiguousarray(t_cw[:3, 3]), proj,
                                    cfg.frustum_widen, cfg.z_near, box[0], box[1])
         visible = np.flatnonzero(keep)
         weights = scene.areas[visible] if cfg.face_sampling == "area" else np.ones(visible.size)
