@@ -118,7 +118,13 @@ def test_amodal_methods_agree(scene):
     np.testing.assert_allclose(a.rendered_depth, b.rendered_depth, atol=1e-6)
 
 
-def test_near_surface_labels_follow_the_camera_side(sample):
+@pytest.mark.parametrize("face_sampling", ["area", "uniform"])
+def test_near_surface_labels_follow_the_camera_side(scene, face_sampling):
+    cfg = replace(CFG, face_sampling=face_sampling)
+    timings: dict = {}
+    sample = prepare_frame(scene, raw_frame(camera_pose()), cfg, dataset="scannet", scene_id="s0",
+                           split="train", timings=timings)
+    assert set(timings) == {"resampling", "raycasting", "culling", "sampling"}
     pts = to_world(sample, sample.near_surface_points)
     centre = camera_pose()[:3, 3]
     rects = rectangles()
