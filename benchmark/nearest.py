@@ -98,6 +98,9 @@ def _as_points(points: np.ndarray, name: str) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"benchmark.nearest: {name} must have shape (N, 3), got {points.shape}.")
+    if not np.isfinite(points).all():
+        raise ValueError(f"benchmark.nearest: {name} contains NaN or inf coordinates; drop "
+                         f"non-finite rows first (mesh_metrics does).")
     return points
 
 
