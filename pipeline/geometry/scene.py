@@ -139,36 +139,36 @@ def depth_maps_repeated(scene: SceneGeometry, origin: np.ndarray, directions: np
                         nthreads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Rendered and amodal depth (H, W) float32 by repeated first-hit casting past the previous hit.
 
-    Same definitions as ``depth_maps_listed`` (the first cast is the rendered depth); ``step`` (in t units, ≈ metres) skips the surface just
-    hit; a ray stops at its first structure hit (all later hits are farther, so the minimum is
-    settled); rays still hitting after ``max_layers`` casts keep the last hit found as the farthest.
+    Same definitions as ``depth_maps_listed``; the first cast is the rendered depth. ``step`` (in t
+    units, ≈ metres) skips the surface just hit. A ray stops at its first structure hit (every later
+    hit is farther, so the minimum is settled); rays still hitting after ``max_layers`` casts keep
+    the last hit found as the farthest.
     """
     h, w = directions.shape[:2]
-    d = directions.reshape(-1, 3).astype(np.float64)
-    n = d.shape[0]
-    far = np.full(n, -np.inf)
-    first_structure = np.full(n, np.inf)
-    t_start = np.zeros(n)
-    near = np.full(n, np.inf)
-    active = np.arange(n)
-    for layer in range(max_layers):
+    n = h * w
+    rays = np.empty((n, 6), dtype=np.float32)
+    rays[:, :3] = origin
+    rays[:, 3:] = directions.reshape(n, 3)
+    res = scene.raycaster.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
+    near = res["t_hit"].numpy().astype(np.float64)  # inf where no hit
+    hit = np.isfinite(near)
+    amodal = near.copy()  # = farthest hit so far; overwritten below while rays continue
+    prim = np.where(hit, res["primitive_ids"].numpy(), 0).astype(np.int64)
+    # Rays that hit a non-structure face first continue; all others are settled after one cast.
+    active = np.flatnonzero(hit & ~scene.structure[prim])
+    d = rays[active, 3:].astype(np.float64)
+    t = near[active]
+    for _ in range(max_layers - 1):
         if active.size == 0:
             break
-        rays = np.empty((active.size, 6), dtype=np.float32)
-        rays[:, :3] = origin + t_start[active, None] * d[active]
-        rays[:, 3:] = d[active]
-        res = scene.raycaster.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
+        sub = np.empty((active.size, 6), dtype=np.float32)
+        sub[:, :3] = origin + (t + step)[:, None] * d
+        sub[:, 3:] = d
+        res = scene.raycaster.cast_rays(o3d.core.Tensor(sub), nthreads=nthreads)
         dt = res["t_hit"].numpy().astype(np.float64)
-        hit = np.isfinite(dt)
-        active = active[hit]
-        t = t_start[active] + dt[hit]
-        far[active] = t
-        if layer == 0:
-            near[active] = t
-        prim = res["primitive_ids"].numpy()[hit].astype(np.int64)
-        new_s = scene.structure[prim] & ~np.isfinite(first_structure[active])
-        first_structure[active[new_s]] = t[new_s]
-        t_start[active] = t + step
-        # Once a structure face is hit, every later hit is farther, so the amodal depth is fixed.
-        active = active[~np.isfinite(first_structure[active])]
-    return _finite(near, h, w), _finite(np.minimum(first_structure, far), h, w)
+        more = np.isfinite(dt)
+        active, d, t = active[more], d[more], t[more] + step + dt[more]
+        amodal[active] = t  # farthest so far, or the first structure hit (then the ray stops)
+        go_on = ~scene.structure[res["primitive_ids"].numpy()[more].astype(np.int64)]
+        active, d, t = active[go_on], d[go_on], t[go_on]
+    return _finite(near, h, w), _finite(amodal, h, w)
