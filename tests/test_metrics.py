@@ -206,3 +206,14 @@ def test_mesh_from_depth_cuts_long_edges():
     assert np.all(np.einsum("ij,ij->i", n, v[f[:, 0]]) < 0)  # normals face the camera
     depth[1, 1] = np.nan  # a hole removes the 4 quads around it (8 triangles)
     assert mesh_from_depth(depth, fx, fy, cx, cy)[1].shape == (16, 3)
+
+
+def test_nearest_input_checks():
+    p = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="empty"):
+        nearest_distances(p, np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        nearest_distances(p, np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="method"):
+        nearest_distances(p, p, "octree")
+    assert nearest_distances(np.zeros((0, 3)), p).shape == (0,)
