@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
         if not path.exists():
             write_file(path, args.frames, args.seed)
         size_mb = path.stat().st_size / 2**20
+        from pipeline.formats.sens import SensReader
+        with SensReader(path) as r:
+            color_kb, depth_kb = r.color_nbytes.mean() / 1024, r.depth_nbytes.mean() / 1024
         root = Path(__file__).resolve().parents[1]
         results = {}
         for kind in READERS:
@@ -183,8 +186,9 @@ def main(argv: list[str] | None = None) -> None:
                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
             results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     n = results["official"]["frames"]
-    print(f"\n.sens file: {n} frames, {size_mb:.1f} MB ({size_mb / n * 1024:.0f} KB/frame); "
-          f"color {COLOR_SIZE[0]}x{COLOR_SIZE[1]} JPEG, depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} zlib")
+    print(f"\n.sens file: {n} frames, {size_mb:.1f} MB; color {COLOR_SIZE[0]}x{COLOR_SIZE[1]} "
+          f"JPEG {color_kb:.0f} KB/frame, depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} zlib "
+          f"{depth_kb:.0f} KB/frame")
     print(f"{'reader':<10}{'frames/s':>10}{'vs (a)':>8}{'peak RSS +MB':>14}"
           f"{'index ms':>10}{'frame 0 ms':>12}{'frame N-1 ms':>14}  color shape")
     ref = n / results["official"]["seconds"]
