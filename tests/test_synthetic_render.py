@@ -100,6 +100,13 @@ def test_color_is_albedo_under_ambient_light_and_lambert_darkens():
     lit = SceneRenderer(mesh, [(zone[0] + zone[2]) / 2, (zone[1] + zone[3]) / 2, 2.2], ambient=0.2)
     shaded = lit.shade(hits, pose).astype(int)
     assert shaded.mean() < image.mean() + 40 and np.std(shaded - expected) > 1  # lighting varies
+    # The Numba kernel equals the NumPy formula (float32 vs float64 rounding: at most 1 level).
+    mesh.vertex_colors = build_mesh(layout, np.random.default_rng(0)).vertex_colors
+    textured = SceneRenderer(mesh, [2.0, 2.0, 2.2], ambient=0.3)
+    wide = PinholeCamera(96, 72, 50.0, 50.0, 48.0, 36.0)
+    hits = textured.cast(wide, pose)
+    fast, slow = textured.shade(hits, pose).astype(int), textured.shade_reference(hits, pose).astype(int)
+    assert np.abs(fast - slow).max() <= 1 and np.mean(fast == slow) > 0.95
 
 
 def test_sensor_model_noise_holes_and_seed():

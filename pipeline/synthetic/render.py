@@ -13,8 +13,10 @@ import numpy as np
 import open3d as o3d
 
 from .scene import SceneMesh
+from .shading import gamma_table, shade_kernel
 
 _GAMMA = 2.2
+_ENCODE = gamma_table(_GAMMA)
 
 
 @lru_cache(maxsize=8)
@@ -119,6 +121,13 @@ class SceneRenderer:
     def shade(self, hits: Hits, camera_to_world: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 sRGB: interpolated vertex albedo x (ambient + Lambert from the point
         light with a soft distance falloff), gamma-encoded; black where nothing is hit."""
+        origin = np.asarray(camera_to_world, dtype=np.float64)[:3, 3]
+        return shade_kernel(hits.face, hits.uv, hits.normal, np.nan_to_num(hits.depth),
+                            hits.directions, origin, self._light.astype(np.float64), self._faces,
+                            self._albedo, self._ambient, _ENCODE)
+
+    def shade_reference(self, hits: Hits, camera_to_world: np.ndarray) -> np.ndarray:
+        """NumPy version of `shade` (same formula), kept as the test oracle of the kernel."""
         hit = hits.face >= 0
         tri = self._faces[np.where(hit, hits.face, 0)]
         u, v = hits.uv[..., 0:1], hits.uv[..., 1:2]
