@@ -114,3 +114,41 @@ def count_padded(df: pd.DataFrame, n_near: int, n_non: int) -> int:
     """Number of ok frames that could not fill their point quotas (K = ``n_near``, M = ``n_non``)."""
     ok = df["status"] == "ok"
     return int(np.sum(ok & ((df["n_valid_near"] < n_near) | (df["n_valid_non"] < n_non))))
+
+
+def _manifest_of(path: str | os.PathLike) -> Path:
+    """A manifest path from a manifest file, a scene directory or its ``done`` marker."""
+    p = Path(path)
+    if p.is_dir():
+        return p / "manifest.parquet"
+    if p.suffix != ".parquet":  # e.g. the per-scene `done` marker a workflow rule depends on
+        return p.parent / "manifest.parquet"
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipeline.manifest merge --out ALL.parquet INPUT…`` (inputs: manifests, scene
+    directories or their ``done`` markers); ``summary INPUT…`` prints skip counts."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.manifest")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("merge", help="merge per-scene manifests into one")
+    m.add_argument("--out", required=True)
+    m.add_argument("inputs", nargs="+")
+    s = sub.add_parser("summary", help="print frames kept/skipped by reason")
+    s.add_argument("inputs", nargs="+")
+    a = ap.parse_args(argv)
+    paths = [_manifest_of(p) for p in a.inputs]
+    if a.cmd == "merge":
+        df = merge_manifests(paths, a.out)
+        print(f"{a.out}: {summary_line(df)} from {len(paths)} manifests")
+    else:
+        df = merge_manifests(paths)
+        print(skip_summary(df).to_string(index=False))
+        print(summary_line(df))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

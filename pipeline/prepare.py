@@ -63,15 +63,24 @@ class JobOptions:
 
 
 def scene_dir(out: str | Path, dataset: str, split: str, scene_id: str) -> Path:
-    """``<out>/<dataset>/<split>/<scene_id>``: where one job writes shards, manifest and marker."""
-    return Path(out) / dataset / split / scene_id
+    """``<out>/<dataset>/<split>/<scene_id>``: where one job writes shards, manifest and marker.
+
+    ``out`` is the output root; a path that already ends in ``<dataset>/<split>/<scene_id>`` is taken
+    as that scene directory itself (so a workflow may pass either the root or the directory).
+    """
+    out = Path(out)
+    if out.parts[-3:] == (dataset, split, scene_id):
+        return out
+    return out / dataset / split / scene_id
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
-                ) -> tuple[PrepareConfig, JobOptions, str | None]:
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None, *,
+                options: dict[str, Any] | None = None) -> tuple[PrepareConfig, JobOptions, str | None]:
     """(PrepareConfig, JobOptions, dask_scheduler) from a workflow YAML's ``prepare`` section.
 
-    Keys that are neither PrepareConfig nor JobOptions fields are reported on stderr and ignored.
+    ``options`` (the ``prepare`` section as a dict, e.g. from ``--options JSON``) is applied over
+    the file, then ``overrides`` (None values ignored). Keys that are neither PrepareConfig nor
+    JobOptions fields are reported on stderr and ignored.
     """
     import yaml
 
@@ -81,6 +90,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         doc = yaml.safe_load(Path(path).read_text()) or {}
         raw = dict(doc.get("prepare") or {})
         scheduler = doc.get("dask_scheduler")
+    raw.update(options or {})
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     cfg_keys = {f.name for f in dataclasses.fields(PrepareConfig)}
     job_keys = {f.name for f in dataclasses.fields(JobOptions)}
@@ -249,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scene", action="append", required=True, help="scene/house id (repeatable)")
     ap.add_argument("--out", required=True, help="output root; see the layout in the module doc")
     ap.add_argument("--config", help="workflow YAML; its 'prepare' section and dask_scheduler")
+    ap.add_argument("--options", help="the 'prepare' section as a JSON object (over --config)")
     ap.add_argument("--dask-scheduler", help="tcp://host:port of an existing Dask cluster")
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster workers; 0 = in-process")
     ap.add_argument("--frames-per-shard", type=int)
@@ -258,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     cfg, opts, scheduler = load_config(a.config, {
         "frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride, "seed": a.seed,
-        "compression": a.compression})
+        "compression": a.compression}, options=json.loads(a.options) if a.options else None)
     scheduler = a.dask_scheduler or scheduler
     if a.workers > 0 or scheduler:  # one thread per worker: do not let Embree take every core
         cfg = dataclasses.replace(cfg, raycast_threads=1)
