@@ -92,7 +92,7 @@ def _parse(path: str) -> plyfile.PlyData:
 
 def _triangles(path: str, column: np.ndarray) -> np.ndarray:
     if column.dtype != object:
-        return np.ascontiguousarray(column, dtype=np.int32).reshape(-1, 3)
+        return np.array(column, dtype=np.int32).reshape(-1, 3)  # copy: detach from the mmap
     lengths = np.fromiter((len(f) for f in column), np.int64, len(column))
     bad = np.flatnonzero(lengths != 3)
     if bad.size:
