@@ -27,6 +27,9 @@ def resample_color(color: np.ndarray, source_k: np.ndarray, width: int, height: 
     Uses Pillow's bicubic filter with a source box (antialiased when shrinking, as a resize should
     be; large shrinks start with an exact integer box reduction); where the virtual view reaches past the source image the edge pixels are replicated.
     """
+    if color.ndim != 3 or color.shape[2] != 3:
+        raise ValueError(f"resample_color: expected an (h, w, 3) RGB image, found shape {color.shape}; "
+                         "convert grey/RGBA frames to RGB in the reader")
     fx_v, fy_v, cx_v, cy_v = (float(a) for a in virtual_k)
     k = np.asarray(source_k, dtype=np.float64)
     # Box edges = source coordinates of the virtual image edges (pixel edges, not centres).
@@ -38,7 +41,7 @@ def resample_color(color: np.ndarray, source_k: np.ndarray, width: int, height: 
     # Pillow wants the box inside the image: pad by edge replication where the view overhangs.
     pad = int(np.ceil(max(0.0, -x0, -y0, x1 - w, y1 - h))) + 2
     src = np.pad(np.ascontiguousarray(color, dtype=np.uint8), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    img = Image.fromarray(src, mode="RGB")
+    img = Image.fromarray(src)  # (h, w, 3) uint8 → RGB
     box = (x0 + pad, y0 + pad, x1 + pad, y1 + pad)
     # reducing_gap=2: Pillow first box-reduces by an integer factor while the remaining scale stays
     # ≥ 2, then runs the bicubic filter (its fast path; 2.4× faster on 1296×968, same result to ±1).
