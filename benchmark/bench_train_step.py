@@ -6,9 +6,10 @@ feature maps of C=64 (strides 2…32), a 5-block × 128 decoder, 2 torch threads
 CPU encoder alone takes ~0.7–0.9 s per step here and buries the gradient term in noise
 (``--height 192 --width 256`` runs the full size). One
 step = encode + Eq. 1 loss (BCE + λ·gradient term + depth L1) + backward + Adam update. Each mode runs
-in a fresh subprocess so that its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own;
-the table also gives the peak above the RSS measured just before the first step. Time is the minimum
-over the timed steps after warm-up. The gradient-term overhead of a mode is its step time minus the
+two steps in a fresh subprocess so that its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
+is its own; the table also gives the peak above the RSS measured just before the first step. Times
+come from one process that runs the modes round-robin (robust to load from other users of a shared
+machine) and report the minimum over the timed rounds after warm-up. The gradient-term overhead of a mode is its step time minus the
 ``nograd`` step time.
 
     python -m benchmark.bench_train_step [--modes nograd dgs autograd numerical dgs_forward] [--steps 5]
@@ -23,6 +24,7 @@ import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 MODES = ("nograd", "dgs", "autograd", "numerical", "dgs_forward")
 
@@ -39,13 +41,24 @@ def _op_implementation() -> str:
     return (registry.__doc__ or "").strip().splitlines()[0][:100]
 
 
-def worker(args: argparse.Namespace) -> dict:
-    """Time one mode in this process; returns the measurements as a dict."""
-    from dgs_core.losses import Batch, LossConfig, training_loss
+def _setup(args: argparse.Namespace):
+    """Model, optimiser and one synthetic batch with the benchmark shapes (deterministic from the seed)."""
+    from dgs_core.losses import Batch
     from dgs_core.model.encoder import EncoderConfig
     from dgs_core.model.net import DGSNet, ModelConfig
 
     torch.set_num_threads(args.threads)
+    try:  # the CPU op kernels are Numba: same thread budget as torch
+        import numba
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    try:  # JIT-compile the op now, so compilation is not counted as a mode's step memory or time
+        from dgs_core.ops import dgs_sample
+        f = torch.zeros(1, 1, 2, 2, requires_grad=True)
+        dgs_sample(f, torch.ones(1, 1, 3), torch.ones(1, 4)).sum().backward()
+    except ImportError:
+        pass
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     enc = EncoderConfig(widths=tuple(args.widths), blocks=(1, 1, 1, 1), out_channels=(args.channels,) * 5)
@@ -61,18 +74,58 @@ def worker(args: argparse.Namespace) -> dict:
     batch = Batch(images=torch.randn(b, 3, h, w, generator=gen), intrinsics=torch.tensor([[1.8, 2.4, 0.0, 0.0]] * b),
                   near_points=pts(args.near), near_labels=(torch.rand(b, args.near, generator=gen) > 0.5).float(),
                   far_points=pts(args.far), depth=1 + 3 * torch.rand(b, h, w, generator=gen))
-    cfg = LossConfig(gradient_mode=args.worker)
-    rss0, times = _rss_mib(), []
-    for i in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss, _ = training_loss(net, batch, cfg)
-        loss.backward()
-        opt.step()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    return {"mode": args.worker, "ms": 1e3 * min(times), "median_ms": 1e3 * sorted(times)[len(times) // 2],
-            "peak_mib": _rss_mib(), "peak_above_start_mib": _rss_mib() - rss0, "loss": float(loss)}
+    return net, opt, batch
+
+
+def _step(net, opt, batch, mode: str) -> float:
+    """One full training step; returns its wall time in seconds."""
+    from dgs_core.losses import LossConfig, training_loss
+
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss, _ = training_loss(net, batch, LossConfig(gradient_mode=mode))
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t0
+
+
+def memory_worker(args: argparse.Namespace) -> dict:
+    """Peak RSS of training steps in one mode (run in a fresh process)."""
+    net, opt, batch = _setup(args)
+    rss0 = _rss_mib()
+    for _ in range(2):
+        _step(net, opt, batch, args.worker)
+    return {"peak_mib": _rss_mib(), "peak_above_start_mib": _rss_mib() - rss0}
+
+
+def gradient_agreement(args: argparse.Namespace, modes: tuple[str, ...] = ("dgs", "dgs_forward", "numerical")
+                       ) -> dict[str, float]:
+    """Max |Δ grad| / max |grad| over all parameters of each mode vs ``autograd`` at the benchmark shapes
+    (float32, same weights and batch, no optimiser step)."""
+    from dgs_core.losses import LossConfig, training_loss
+
+    net, _, batch = _setup(args)
+
+    def grads(mode: str) -> torch.Tensor:
+        net.zero_grad(set_to_none=True)
+        training_loss(net, batch, LossConfig(gradient_mode=mode))[0].backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+    ref = grads("autograd")
+    return {m: float((grads(m) - ref).abs().max() / ref.abs().max()) for m in modes if m in args.modes}
+
+
+def time_modes(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Round-robin over the modes (one step each per round) so that load from other processes on a
+    shared machine hits every mode alike; returns the timed steps (s) per mode."""
+    net, opt, batch = _setup(args)
+    times: dict[str, list[float]] = {m: [] for m in args.modes}
+    for r in tqdm(range(args.warmup + args.steps), desc="rounds", disable=None):
+        for mode in args.modes:
+            t = _step(net, opt, batch, mode)
+            if r >= args.warmup:
+                times[mode].append(t)
+    return times
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,10 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args)))
+        print(json.dumps(memory_worker(args)))
         return
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
-    if "--modes" in passthrough:  # the worker gets one mode, not the list
+    if "--modes" in passthrough:  # the memory worker gets one mode, not the list
         i = passthrough.index("--modes")
         j = i + 1
         while j < len(passthrough) and not passthrough[j].startswith("--"):
@@ -105,22 +158,28 @@ def main(argv: list[str] | None = None) -> None:
         passthrough = passthrough[:i] + passthrough[j:]
     print(f"torch {torch.__version__}, {args.threads} threads; batch {args.batch}, {args.near}+{args.far} points, "
           f"5 maps × C={args.channels}, decoder 5×{args.hidden}, image {args.height}×{args.width}, encoder widths "
-          f"{args.widths}; min of {args.steps} steps after {args.warmup} warm-up")
+          f"{args.widths}; min of {args.steps} round-robin steps after {args.warmup} warm-up")
     print(f"dgs_sample implementation: {_op_implementation()}")
-    rows = {}
+    mem = {}
     for mode in args.modes:
         out = subprocess.run([sys.executable, "-m", "benchmark.bench_train_step", *passthrough, "--worker", mode],
                              capture_output=True, text=True)
         if out.returncode != 0:
-            raise RuntimeError(f"bench_train_step: worker for mode {mode!r} failed:\n{out.stderr[-2000:]}")
-        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    base = rows.get("nograd", {}).get("ms")
+            raise RuntimeError(f"bench_train_step: memory worker for mode {mode!r} failed:\n{out.stderr[-2000:]}")
+        mem[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    for mode, err in gradient_agreement(args).items():
+        print(f"parameter gradients {mode} vs autograd (float32): max |diff| / max |grad| = {err:.1e}")
+    times = time_modes(args)
+    ms = {m: 1e3 * min(t) for m, t in times.items()}
+    base = ms.get("nograd")
     print(f"{'mode':<12}{'ms/step':>10}{'median':>10}{'overhead':>10}{'peak MiB':>10}{'+MiB':>8}")
-    for mode, r in rows.items():
-        ov = f"{r['ms'] - base:10.1f}" if base is not None else f"{'-':>10}"
-        print(f"{mode:<12}{r['ms']:10.1f}{r['median_ms']:10.1f}{ov}{r['peak_mib']:10.0f}{r['peak_above_start_mib']:8.0f}")
-    if base is not None and "dgs" in rows and "autograd" in rows:
-        ratio = (rows["dgs"]["ms"] - base) / (rows["autograd"]["ms"] - base)
+    for mode in args.modes:
+        med = 1e3 * sorted(times[mode])[len(times[mode]) // 2]
+        ov = f"{ms[mode] - base:10.1f}" if base is not None else f"{'-':>10}"
+        print(f"{mode:<12}{ms[mode]:10.1f}{med:10.1f}{ov}{mem[mode]['peak_mib']:10.0f}"
+              f"{mem[mode]['peak_above_start_mib']:8.0f}")
+    if base is not None and "dgs" in ms and "autograd" in ms:
+        ratio = (ms["dgs"] - base) / (ms["autograd"] - base)
         print(f"dgs overhead / autograd overhead = {ratio:.2f} (goal ≤ 1.0, stretch ≤ 0.8)")
 
 
