@@ -189,6 +189,12 @@ def _place_furniture(size: np.ndarray, blocked: list[np.ndarray], count: int, op
         for _attempt in range(40):
             center = np.array([rng.uniform(0, size[0]), rng.uniform(0, size[1]), dims[2] / 2])
             foot = _footprint(center, dims, yaw, 0.0)
+            if rng.random() < 0.7:  # most furniture stands against a wall, a few cm from it
+                axis, high = int(rng.integers(2)), bool(rng.integers(2))
+                half = (foot[2 + axis] - foot[axis]) / 2
+                gap = rng.uniform(0.04, 0.12) + half
+                center[axis] = size[axis] - gap if high else gap
+                foot = _footprint(center, dims, yaw, 0.0)
             inside = foot[0] > 0.03 and foot[1] > 0.03 and foot[2] < size[0] - 0.03 and foot[3] < size[1] - 0.03
             if inside and not any(_overlaps(_footprint(center, dims, yaw, 0.05), b) for b in blocked):
                 break
