@@ -39,8 +39,11 @@ def resample_color(color: np.ndarray, source_k: np.ndarray, width: int, height: 
     y1 = k[1, 2] + k[1, 1] * (height - cy_v) / fy_v
     h, w = color.shape[:2]
     # Pillow wants the box inside the image: pad by edge replication where the view overhangs.
-    pad = int(np.ceil(max(0.0, -x0, -y0, x1 - w, y1 - h))) + 2
-    src = np.pad(np.ascontiguousarray(color, dtype=np.uint8), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    overhang = max(0.0, -x0, -y0, x1 - w, y1 - h)
+    pad = int(np.ceil(overhang)) + 2 if overhang > 0 else 0  # skip the copy when the view fits
+    src = np.ascontiguousarray(color, dtype=np.uint8)
+    if pad:
+        src = np.pad(src, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     img = Image.fromarray(src)  # (h, w, 3) uint8 → RGB
     box = (x0 + pad, y0 + pad, x1 + pad, y1 + pad)
     # reducing_gap=2: Pillow first box-reduces by an integer factor while the remaining scale stays
