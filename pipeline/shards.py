@@ -30,16 +30,18 @@ File attributes: ``schema_version`` (:data:`SCHEMA_VERSION`), ``n_rows``, ``widt
 
 Design decisions (why):
 - Every per-frame dataset is chunked with one frame per chunk, so reading a row decompresses only
-  that row. Compression defaults to Zstandard (level 5) behind a byte shuffle via hdf5plugin's
-  Blosc filter: about as small as gzip-6 on these arrays and several times faster to write and
-  read (see ``docs/shards.md`` for the measurements); ``"gzip"`` (readable by any HDF5 build) and
+  that row. Compression defaults to Zstandard (level 1) behind a byte shuffle via hdf5plugin's
+  Blosc filter: within ~5 % of gzip's size on these arrays and several times faster to write and
+  read (see ``docs/shards.md`` for the measurements; readers must ``import hdf5plugin``); ``"gzip"`` (readable by any HDF5 build) and
   ``"lzf"`` are options.
 - Visible-face sets vary in length; they are stored sorted and delta-encoded in one flat, chunked,
   compressed dataset (consecutive ids → small deltas that compress to almost nothing) instead of a
   vlen dataset, whose heap HDF5 cannot compress.
+- Rows of the open shard are buffered in memory (bounded by ``frames_per_shard``) and written with
+  one h5py call per dataset when the shard is full: per-row calls made writing ~3× slower.
 - Byte-identical re-runs: object creation/modification times are disabled for every dataset and
   group (``track_times`` / ``obj_track_times``), the file format bounds are pinned
-  (:data:`LIBVER`), and datasets are created in a fixed order. A finished shard is written to
+  (:data:`LIBVER`), and datasets are created in a fixed order. A shard is written to
   ``<name>.partial`` and renamed only after it is closed, so a killed job never leaves a file that
   looks finished.
 """
@@ -63,6 +65,7 @@ LIBVER = ("v110", "v110")
 """HDF5 file-format bounds, pinned so the same HDF5 library writes the same bytes."""
 
 PARTIAL_SUFFIX = ".partial"
+ZSTD_LEVEL = 1  # level 1: ~2x faster writes than 5 for a few % more bytes (docs/shards.md)
 COMPRESSIONS = ("zstd", "gzip", "lzf", "none")
 _STR = h5py.string_dtype("utf-8")
 
@@ -122,7 +125,7 @@ def shard_name(index: int) -> str:
 
 def _filter_kwargs(compression: str) -> dict[str, Any]:
     if compression == "zstd":
-        return dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+        return dict(hdf5plugin.Blosc(cname="zstd", clevel=ZSTD_LEVEL, shuffle=hdf5plugin.Blosc.SHUFFLE))
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 6, "shuffle": True}
     if compression == "lzf":
@@ -142,82 +145,76 @@ def _group(parent: h5py.Group, name: str) -> h5py.Group:
 
 
 class _OpenShard:
-    """One shard being written: resizable datasets created in schema order, rows appended."""
+    """One shard being filled: rows are validated and buffered in memory (at most
+    ``frames_per_shard`` frames, ~0.85 MB each at 256×192), then written in one call per dataset
+    by :meth:`finish` — per-row h5py calls cost more than the compression itself."""
 
-    def __init__(self, path: Path, layout: ShardLayout, capacity: int, compression: str,
-                 attrs: dict[str, Any]) -> None:
-        self.path, self.n = path, 0
-        # track_times=False also keeps timestamps out of the root group's object header
-        self.f = h5py.File(path, "w", libver=LIBVER, track_times=False)
-        filt = _filter_kwargs(compression)
-        self.ds: dict[str, h5py.Dataset] = {}
-        for fld in STRING_FIELDS + ARRAY_FIELDS:
-            row = fld.shape(layout)
-            parent_name, _, leaf = fld.path.rpartition("/")
-            parent = _group(self.f, parent_name) if parent_name else self.f
-            self.ds[fld.path] = parent.create_dataset(
-                leaf, shape=(0, *row), maxshape=(capacity, *row), chunks=(1, *row), dtype=fld.dtype,
-                track_times=False, **(filt if fld.dtype is not _STR else {}))
-        faces = _group(self.f, "visible_faces")
-        self.ds[FACES_COUNT] = faces.create_dataset(
-            "count", shape=(0,), maxshape=(capacity,), chunks=(capacity,), dtype=np.int64, track_times=False)
-        self.ds[FACES_DELTA] = faces.create_dataset(
-            "delta", shape=(0,), maxshape=(None,), chunks=(_FACE_CHUNK,), dtype=np.int32,
-            track_times=False, **filt)
-        self.offsets = [0]
-        for key in sorted(attrs):
-            self.f.attrs[key] = attrs[key]
-        self.f.attrs["schema_version"] = SCHEMA_VERSION
-        self.f.attrs["width"], self.f.attrs["height"] = layout.width, layout.height
-        self.f.attrs["n_near"], self.f.attrs["n_non"] = layout.n_near, layout.n_non
-        self.f.attrs["compression"] = compression
+    def __init__(self, path: Path, layout: ShardLayout, compression: str, attrs: dict[str, Any]) -> None:
+        self.path, self.layout, self.compression, self.attrs = path, layout, compression, attrs
+        self.rows: dict[str, list] = {fld.path: [] for fld in STRING_FIELDS + ARRAY_FIELDS}
+        self.faces: list[np.ndarray] = []
 
-    def append(self, sample: FrameSample, layout: ShardLayout) -> int:
-        row = self.n
+    @property
+    def n(self) -> int:
+        return len(self.faces)
+
+    def append(self, sample: FrameSample) -> int:
         for fld in STRING_FIELDS + ARRAY_FIELDS:
             value = getattr(sample, fld.attr)
-            want = fld.shape(layout)
+            want = fld.shape(self.layout)
             if fld.dtype is not _STR and np.shape(value) != want:
                 raise ValueError(
                     f"frame {sample.scene_id}/{sample.frame_index}: field {fld.attr!r} has shape "
                     f"{np.shape(value)}, shard {self.path.name} expects {want}; all frames of a "
                     f"shard directory must use the same virtual camera and point quotas")
-            ds = self.ds[fld.path]
-            ds.resize(row + 1, axis=0)
-            ds[row] = value if fld.dtype is _STR else np.asarray(value, dtype=fld.dtype)
+            self.rows[fld.path].append(str(value) if fld.dtype is _STR
+                                       else np.array(value, dtype=fld.dtype))  # copy: caller may reuse
         faces = np.asarray(sample.visible_faces, dtype=np.int64)
         if faces.size and (np.any(np.diff(faces) <= 0) or faces[0] < 0 or faces[-1] > np.iinfo(np.int32).max):
             raise ValueError(f"frame {sample.scene_id}/{sample.frame_index}: visible_faces must be "
                              f"strictly increasing non-negative int32 face ids")
-        delta = np.diff(faces, prepend=0).astype(np.int32)
-        start = self.offsets[-1]
-        self.ds[FACES_DELTA].resize(start + delta.size, axis=0)
-        if delta.size:
-            self.ds[FACES_DELTA][start:] = delta
-        self.offsets.append(start + delta.size)
-        self.ds[FACES_COUNT].resize(row + 1, axis=0)
-        self.ds[FACES_COUNT][row] = faces.size
-        self.n = row + 1
-        return row
+        self.faces.append(np.diff(faces, prepend=0).astype(np.int32))
+        return self.n - 1
 
     def finish(self) -> None:
-        faces = self.f["visible_faces"]
-        faces.create_dataset("offset", data=np.asarray(self.offsets, np.int64), track_times=False)
-        self.f.attrs["n_rows"] = self.n
-        self.f.close()
+        """Write every buffered row to ``self.path`` (the ``.partial`` name) and close it."""
+        filt = _filter_kwargs(self.compression)
+        # track_times=False also keeps timestamps out of the root group's object header
+        with h5py.File(self.path, "w", libver=LIBVER, track_times=False) as f:
+            for fld in STRING_FIELDS + ARRAY_FIELDS:
+                row = fld.shape(self.layout)
+                parent_name, _, leaf = fld.path.rpartition("/")
+                parent = _group(f, parent_name) if parent_name else f
+                data = (np.array(self.rows[fld.path], dtype=object) if fld.dtype is _STR
+                        else np.stack(self.rows[fld.path]))
+                parent.create_dataset(leaf, data=data, chunks=(1, *row), dtype=fld.dtype,
+                                      track_times=False, **(filt if fld.dtype is not _STR else {}))
+            grp = _group(f, "visible_faces")
+            grp.create_dataset("count", data=np.array([d.size for d in self.faces], np.int64),
+                               track_times=False)
+            offsets = np.concatenate([[0], np.cumsum([d.size for d in self.faces])]).astype(np.int64)
+            grp.create_dataset("offset", data=offsets, track_times=False)
+            delta = np.concatenate(self.faces) if self.faces else np.zeros(0, np.int32)
+            grp.create_dataset("delta", data=delta, dtype=np.int32, track_times=False,
+                               chunks=(max(1, min(_FACE_CHUNK, delta.size)),), **filt)
+            for key in sorted(self.attrs):
+                f.attrs[key] = self.attrs[key]
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["width"], f.attrs["height"] = self.layout.width, self.layout.height
+            f.attrs["n_near"], f.attrs["n_non"] = self.layout.n_near, self.layout.n_non
+            f.attrs["compression"] = self.compression
+            f.attrs["n_rows"] = self.n
 
     def abort(self) -> None:
-        try:
-            self.f.close()
-        finally:
-            self.path.unlink(missing_ok=True)
+        self.rows.clear()
+        self.path.unlink(missing_ok=True)
 
 
 class ShardWriter:
     """Append :class:`FrameSample` rows to ``shard_00000.h5``, ``shard_00001.h5``, … in ``out_dir``.
 
-    A shard holds ``frames_per_shard`` rows; it is written as ``<name>.partial`` and renamed when
-    full (or at :meth:`close`). Used as a context manager, an exception deletes the open partial file,
+    A shard holds ``frames_per_shard`` rows, buffered in memory; when full (or at :meth:`close`) it
+    is written as ``<name>.partial`` and renamed once complete. Used as a context manager, an exception deletes the open partial file,
     so only complete shards ever carry the final name. Writing the same samples in the same order
     gives byte-identical files.
 
@@ -249,8 +246,8 @@ class ShardWriter:
         if self._open is None:
             name = shard_name(len(self.finished))
             self._open = _OpenShard(self.out_dir / (name + PARTIAL_SUFFIX), self.layout,
-                                    self.frames_per_shard, self.compression, self.attrs)
-        row = self._open.append(sample, self.layout)
+                                    self.compression, self.attrs)
+        row = self._open.append(sample)
         name = self._open.path.name[: -len(PARTIAL_SUFFIX)]
         if self._open.n == self.frames_per_shard:
             self._finish()

@@ -103,16 +103,15 @@ def test_crash_mid_shard_leaves_nothing_finished_looking(tmp_path: Path) -> None
                 w.append(s)
     # shard 0 (rows 0-1) was complete; shard 1 held one row when the source failed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard_00000.h5"]
-    # without the context manager (a killed process) the open shard keeps its .partial name
-    w = ShardWriter(tmp_path / "killed", frames_per_shard=2)
-    for i in range(3):
-        w.append(make_sample(i))
-    w._open.f.flush()
-    names = sorted(p.name for p in (tmp_path / "killed").iterdir())
-    assert names == ["shard_00000.h5", "shard_00001.h5.partial"]
+    # a failure while the file itself is being written (here: an attribute h5py cannot store),
+    # without the context manager's cleanup (as when the process is killed): only '.partial' exists
+    w = ShardWriter(tmp_path / "killed", frames_per_shard=2, attrs={"bad": object()})
+    w.append(make_sample(0))
+    with pytest.raises(TypeError):
+        w.append(make_sample(1))  # the shard is full: written now
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["shard_00000.h5.partial"]
     with pytest.raises(FileNotFoundError, match="did not finish"):
-        len(ShardReader(tmp_path / "killed" / "shard_00001.h5"))
-    w.abort()
+        len(ShardReader(tmp_path / "killed" / "shard_00000.h5"))
 
 
 def test_schema_version_mismatch_names_the_file(tmp_path: Path) -> None:
