@@ -1,0 +1,144 @@
+"""Speed of the DGS op vs ``grid_sample`` (CPU, or CUDA when asked and available).
+
+Cases, all forward + backward to the features on the same shapes:
+  dgs (fast kernel)          dgs_sample -> (B,Q,4,C), backward of a random (B,Q,4,C) gradient
+  dgs (reference)            the pure-torch reference, same work
+  grid_sample value          grid_sample -> (B,C,Q), backward (its natural use: value only)
+  grid_sample double bwd     value + spatial gradient of one vector-Jacobian product by autograd
+                             (create_graph) and the backward through both: the cost of the
+                             "autograd" gradient mode
+On CUDA also the achieved memory bandwidth of the DGS kernels vs the device's peak.
+
+Usage: python -m benchmark.bench_dgs_op [--runs 10] [--threads 2] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from dgs_core.ops import dgs_sample, dgs_sample_reference
+
+
+def _timer(fn: Callable[[], None], runs: int, cuda: bool) -> list[float]:
+    """Wall times in ms of ``runs`` calls after two warm-up calls (synchronising on CUDA)."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(runs):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _inputs(b: int, c: int, h: int, w: int, q: int, device: str, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(b, c, h, w, generator=g)
+    z = 1 + 3 * torch.rand(b, q, generator=g)
+    uv = 2.1 * torch.rand(b, q, 2, generator=g) - 1.05
+    intr = torch.tensor([[1.8, 2.4, 0.0, 0.0]]).expand(b, 4).contiguous()  # the virtual camera (SPEC §1)
+    pts = torch.cat([uv * z[..., None] / intr[:, None, :2], z[..., None]], -1)
+    grad4 = torch.randn(b, q, 4, c, generator=g)
+    return [t.to(device) for t in (feats, pts, intr, uv, grad4)]
+
+
+def _cases(feats, pts, intr, uv, grad4) -> dict[str, Callable[[], None]]:
+    grid = uv[:, :, None, :].contiguous()
+    gval = grad4[..., 0, :].transpose(1, 2)[..., None].contiguous()  # (B, C, Q, 1)
+    gxy = torch.randn_like(grid)
+
+    def dgs(fn):
+        def run():
+            f = feats.detach().requires_grad_(True)
+            fn(f, pts, intr).backward(grad4)
+        return run
+
+    def gs_value():
+        f = feats.detach().requires_grad_(True)
+        F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False).backward(gval)
+
+    def gs_double():
+        f = feats.detach().requires_grad_(True)
+        gr = grid.detach().requires_grad_(True)
+        val = F.grid_sample(f, gr, mode="bilinear", padding_mode="border", align_corners=False)
+        (dgrid,) = torch.autograd.grad(val, gr, gval, create_graph=True)
+        ((val * gval).sum() + (dgrid * gxy).sum()).backward()
+
+    return {"dgs fwd+bwd (fast kernel)": dgs(dgs_sample), "dgs fwd+bwd (reference)": dgs(dgs_sample_reference),
+            "grid_sample fwd+bwd (value)": gs_value, "grid_sample double bwd (autograd mode)": gs_double}
+
+
+def _peak_bandwidth_gbs(device: torch.device) -> float | None:
+    """DRAM peak in GB/s from the CUDA device properties (2 transfers per memory clock), if exposed."""
+    props = torch.cuda.get_device_properties(device)
+    clock_khz, bus_bits = getattr(props, "memory_clock_rate", None), getattr(props, "memory_bus_width", None)
+    if not clock_khz or not bus_bits:
+        return None
+    return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
+
+
+def _bandwidth(feats, pts, intr, grad4, runs: int, peak_override: float | None) -> None:
+    """Achieved GB/s of the DGS forward and backward ops alone (minimum bytes each must move)."""
+    es = feats.element_size()
+    b, c, h, w = feats.shape
+    q = pts.shape[1]
+    fwd_bytes = 2 * b * c * h * w * es + b * q * 4 * c * es + pts.numel() * es  # layout copy, gather, write
+    bwd_bytes = b * q * 4 * c * es + 2 * b * c * h * w * es + pts.numel() * es  # read grad, zero + write grad
+    t_f = statistics.median(_timer(lambda: torch.ops.dgs.sample(feats, pts, intr, False), runs, True))
+    t_b = statistics.median(_timer(lambda: torch.ops.dgs.sample_backward(grad4, pts, intr, h, w), runs, True))
+    peak = peak_override or _peak_bandwidth_gbs(feats.device)
+    print(f"\nCUDA bandwidth ({torch.cuda.get_device_name(feats.device)}, peak "
+          f"{'unknown' if peak is None else f'{peak:.0f} GB/s'}):")
+    for name, nbytes, t in (("dgs forward", fwd_bytes, t_f), ("dgs backward", bwd_bytes, t_b)):
+        gbs = nbytes / (t * 1e-3) / 1e9
+        frac = "" if peak is None else f"  ({100 * gbs / peak:.0f} % of peak)"
+        print(f"  {name:14s} {t:8.3f} ms  {gbs:8.1f} GB/s{frac}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2, help="torch (and Numba) CPU threads")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--shape", type=int, nargs=5, default=[8, 256, 48, 64, 2560], metavar=("B", "C", "H", "W", "Q"))
+    ap.add_argument("--peak-gbs", type=float, default=None, help="override the device's peak bandwidth (GB/s)")
+    args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_dgs_op: --device cuda asked for, but torch.cuda.is_available() is False.")
+    torch.set_num_threads(args.threads)
+    b, c, h, w, q = args.shape
+    inputs = _inputs(b, c, h, w, q, args.device)
+    cuda = args.device == "cuda"
+    print(f"DGS op benchmark: B={b} C={c} H={h} W={w} Q={q}, float32, device={args.device}, "
+          f"threads={torch.get_num_threads()}, torch {torch.__version__}, median/min of {args.runs} runs")
+    results = {}
+    for name, fn in _cases(*inputs).items():
+        try:
+            results[name] = _timer(fn, args.runs, cuda)
+        except RuntimeError as exc:  # e.g. double backward not implemented on some builds
+            print(f"  {name}: failed: {str(exc).splitlines()[0]}")
+    base = "grid_sample fwd+bwd (value)"
+    print(f"\n{'case':42s} {'median ms':>10s} {'min ms':>10s} {'median / grid_sample':>22s}")
+    for name, ts in results.items():
+        ratio = statistics.median(ts) / statistics.median(results[base]) if base in results else float("nan")
+        print(f"{name:42s} {statistics.median(ts):10.2f} {min(ts):10.2f} {ratio:22.2f}x")
+    fast, dbl = "dgs fwd+bwd (fast kernel)", "grid_sample double bwd (autograd mode)"
+    if fast in results and dbl in results:
+        print(f"\ndgs fast / grid_sample double backward: "
+              f"{statistics.median(results[fast]) / statistics.median(results[dbl]):.2f}x (median)")
+    if cuda:
+        feats, pts, intr, _, grad4 = inputs
+        _bandwidth(feats, pts, intr, grad4, args.runs, args.peak_gbs)
+
+
+if __name__ == "__main__":
+    main()
