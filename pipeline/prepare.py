@@ -122,14 +122,21 @@ def _serial(frames: Iterator, run: Callable) -> Iterator[tuple[Any, dict]]:
         yield run(raw)
 
 
-def _on_dask(client, frames: Iterator, scene: SceneGeometry, args: tuple, window: int
-             ) -> Iterator[tuple[Any, dict]]:
-    """Submit frames keeping ≤ ``window`` in flight; yield results in submission (frame) order."""
+def _on_dask(client, frames: Iterator, scene: SceneGeometry, face_ids: np.ndarray | None,
+             args: tuple, window: int) -> Iterator[tuple[Any, dict]]:
+    """Submit frames keeping ≤ ``window`` in flight; yield results in submission (frame) order.
+
+    The scene (and the face-id map, up to F int64) is broadcast once to every worker instead of
+    travelling with each task.
+    """
     scene_f = client.scatter(scene, broadcast=True, hash=False)
+    ids_f = None if face_ids is None else client.scatter(face_ids, broadcast=True, hash=False)
+    cfg, dataset, scene_id, split, fn = args
     pending: collections.deque = collections.deque()
     try:
         for raw in frames:
-            pending.append(client.submit(_one_frame, scene_f, raw, *args, pure=False))
+            pending.append(client.submit(_one_frame, scene_f, raw, cfg, dataset, scene_id, split,
+                                         ids_f, fn, pure=False))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -137,7 +144,7 @@ def _on_dask(client, frames: Iterator, scene: SceneGeometry, args: tuple, window
     finally:
         for fut in pending:
             fut.cancel()
-        del scene_f
+        del scene_f, ids_f
 
 
 def _clear(directory: Path) -> None:
@@ -164,13 +171,14 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
     geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
                                        cfg.structure_labels)
     face_ids = None if source.dropped_faces == 0 else source.face_ids
-    args = (cfg, source.dataset, source.scene_id, source.split, face_ids, frame_fn)
+    args = (cfg, source.dataset, source.scene_id, source.split)
     frames = source.read_frames()
     if client is None:
-        results = _serial(frames, lambda raw: _one_frame(geometry, raw, *args))
+        results = _serial(frames, lambda raw: _one_frame(geometry, raw, *args, face_ids, frame_fn))
     else:
         n_workers = max(1, len(client.scheduler_info()["workers"]))
-        results = _on_dask(client, frames, geometry, args, opts.window_per_worker * n_workers)
+        results = _on_dask(client, frames, geometry, face_ids, (*args, frame_fn),
+                           opts.window_per_worker * n_workers)
     # raycast_threads changes speed, not results: left out so shard bytes match across worker counts
     stored = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "raycast_threads"}
     attrs = {"prepare_config": json.dumps(stored, sort_keys=True),

@@ -149,9 +149,13 @@ def test_dask_over_tcp_equals_serial(serial_run: Path, tmp_path: Path) -> None:
                       dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://")
         client = make_client(0, cluster.scheduler_address)
+        opts = JobOptions(frames_per_shard=2, window_per_worker=1)
         try:
-            d = prepare_scene(room_source(), tmp_path, CFG, JobOptions(frames_per_shard=2,
-                              window_per_worker=1), client=client, progress=False)
+            d = prepare_scene(room_source(), tmp_path / "a", CFG, opts, client=client, progress=False)
+            dd = prepare_scene(room_source(degenerate=True), tmp_path / "b", CFG, opts, client=client,
+                               progress=False)  # the broadcast face-id map is applied on workers
         finally:
             client.close()
     assert digest(d) == digest(serial_run)
+    serial_dd = prepare_scene(room_source(degenerate=True), tmp_path / "c", CFG, OPTS, progress=False)
+    assert digest(dd) == digest(serial_dd)
