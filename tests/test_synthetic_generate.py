@@ -68,8 +68,7 @@ def test_scannet_layout_splits_and_labels(clean_root):
         assert np.array_equal(mesh.face_labels, truth.face_labels)
         assert set(STRUCTURE_IDS) <= set(mesh.face_labels.tolist())
         assert set(mesh.face_labels.tolist()) <= set(table["nyu40id"].tolist())
-        sidecar = sn.scene_paths(root, scene_id).directory / f"{scene_id}_layout.json"
-        assert SceneLayout.from_json(sidecar.read_text()) == layout
+        assert gen.read_layout(gen.scannet_layout_path(root, scene_id)) == layout
 
 
 def test_sens_round_trip_depth_equals_ray_cast_from_the_files(clean_root):
@@ -124,7 +123,7 @@ def test_matterport_house_round_trip(clean_root):
     root = clean_root / "matterport"
     (house_id,) = mp.list_houses(root)
     house = mp.read_house(root, house_id)
-    layout = SceneLayout.from_json((root / house_id / f"{house_id}_layout.json").read_text())
+    layout = gen.read_layout(gen.matterport_layout_path(root, house_id))
     _, truth = make_scene(house_id, CLEAN.seed, CLEAN.edge_length,
                           (CLEAN.furniture_min, CLEAN.furniture_max), CLEAN.open_fraction)
     assert np.array_equal(house.mesh.face_labels, truth.face_labels)

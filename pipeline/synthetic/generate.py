@@ -66,6 +66,22 @@ def _atomic_dataset(root: Path, config: GeneratorConfig) -> Iterator[Path]:
     marker.write_text(json.dumps({"config": config.to_dict()}, indent=1, sort_keys=True) + "\n")
 
 
+def scannet_layout_path(root: str | Path, scene_id: str) -> Path:
+    """The analytic layout sidecar of a generated ScanNet scene (`<scene dir>/<id>_layout.json`).
+    For tests of later stages only: it is not part of ScanNet and the pipeline never reads it."""
+    return sn.scene_paths(root, scene_id).directory / f"{scene_id}_layout.json"
+
+
+def matterport_layout_path(root: str | Path, house_id: str) -> Path:
+    """The analytic layout sidecar of a generated Matterport house (`<root>/<house>/<house>_layout.json`)."""
+    return mp.house_paths(root, house_id).directory / f"{house_id}_layout.json"
+
+
+def read_layout(path: str | Path) -> SceneLayout:
+    """Load a layout sidecar written by the generator."""
+    return SceneLayout.from_json(Path(path).read_text(encoding="utf-8"))
+
+
 def _rng(seed: int, key: str, *numbers: int) -> np.random.Generator:
     """Independent stream for (seed, key, numbers): same inputs, same numbers, on any machine."""
     return np.random.default_rng(np.random.SeedSequence([seed, *key.encode(), *numbers]))

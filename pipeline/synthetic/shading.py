@@ -1,16 +1,18 @@
-"""Numba kernel of the renderer's per-pixel shading (one pass instead of ~20 NumPy temporaries).
+"""Numba kernel of the renderer's per-pixel shading (one serial pass instead of ~20 NumPy temporaries;
+ray casting dominates the frame time, so threads would buy little here).
 
 Reference semantics (what `tests/test_synthetic_render.py` checks against a NumPy version):
 colour = (interpolated linear albedo) x (ambient + (1 - ambient) * 1.6 * max(0, n.l) /
-(1 + 0.08 d^2)), clipped to [0, 1], gamma-encoded with 1/2.2 (via a 65536-entry table), uint8; black on a miss.
+(1 + 0.08 d^2)), clipped to [0, 1], gamma-encoded with 1/2.2 (via a 65536-entry table),
+uint8; black on a miss.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def shade_kernel(face: np.ndarray, uv: np.ndarray, normal: np.ndarray, depth: np.ndarray,
                  directions: np.ndarray, origin: np.ndarray, light: np.ndarray,
                  faces: np.ndarray, albedo: np.ndarray, ambient: float, encode: np.ndarray) -> np.ndarray:
@@ -25,7 +27,7 @@ def shade_kernel(face: np.ndarray, uv: np.ndarray, normal: np.ndarray, depth: np
     """
     height, width = face.shape
     out = np.zeros((height, width, 3), np.uint8)
-    for i in prange(height):
+    for i in range(height):
         for j in range(width):
             f = face[i, j]
             if f < 0:
@@ -37,7 +39,8 @@ def shade_kernel(face: np.ndarray, uv: np.ndarray, normal: np.ndarray, depth: np
             ly = light[1] - origin[1] - directions[i, j, 1] * depth[i, j]
             lz = light[2] - origin[2] - directions[i, j, 2] * depth[i, j]
             dist2 = lx * lx + ly * ly + lz * lz
-            cos = (normal[i, j, 0] * lx + normal[i, j, 1] * ly + normal[i, j, 2] * lz) / np.sqrt(max(dist2, 1e-12))
+            cos = normal[i, j, 0] * lx + normal[i, j, 1] * ly + normal[i, j, 2] * lz
+            cos /= np.sqrt(max(dist2, 1e-12))
             cos = min(max(cos, 0.0), 1.0)
             light_level = ambient + (1.0 - ambient) * 1.6 * cos / (1.0 + 0.08 * dist2)
             a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
