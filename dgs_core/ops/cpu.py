@@ -24,9 +24,18 @@ except Exception as exc:  # pragma: no cover - numba is a hard dependency; keep 
                   "path. Install numba>=0.60 to get the fast CPU kernel.", RuntimeWarning, stacklevel=2)
 
 
-def _threads() -> None:
-    """Use as many Numba threads as torch does (both pools respect the same user setting)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+# Below this many multiply-adds (B * Q * C * corners) a call runs single-threaded (see cpu_kernels._dual).
+PARALLEL_MIN_WORK = 1 << 21
+
+
+def _run(kernel, work: int, *arrays) -> None:
+    """Run a Numba kernel, threaded like torch (same thread count) when the work is large enough."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if threads == 1 or work < PARALLEL_MIN_WORK:
+        _k.SERIAL[kernel.__name__](*arrays)
+    else:
+        numba.set_num_threads(threads)
+        kernel(*arrays)
 
 
 def channels_last_flat(features: Tensor) -> Tensor:
@@ -52,8 +61,7 @@ def sample_2d_forward(features: Tensor, points: Tensor, intrinsics: Tensor) -> T
         idx, coef = reference.coefficients_2d(pts, intr, h, w)
         return reference.combine(feat, idx, coef)
     out = torch.empty((b, points.shape[1], 4, c), dtype=features.dtype)
-    _threads()
-    _k.sample_2d_fwd(feat.numpy(), pts.numpy(), intr.numpy(), h, w, out.numpy())
+    _run(_k.sample_2d_fwd, out.numel(), feat.numpy(), pts.numpy(), intr.numpy(), h, w, out.numpy())
     return out
 
 
@@ -66,8 +74,7 @@ def sample_2d_backward(grad: Tensor, points: Tensor, intrinsics: Tensor, h: int,
         idx, coef = reference.coefficients_2d(pts, intr, h, w)
         combine_backward_torch(grad, idx, coef, gflat)
     else:
-        _threads()
-        _k.sample_2d_bwd(grad.numpy(), pts.numpy(), intr.numpy(), h, w, gflat.numpy())
+        _run(_k.sample_2d_bwd, grad.numel(), grad.numpy(), pts.numpy(), intr.numpy(), h, w, gflat.numpy())
     return _spatial_grad(gflat, (h, w))
 
 
@@ -79,8 +86,8 @@ def sample_3d_forward(volume: Tensor, grid: Tensor, size: Tensor) -> Tensor:
     if _k is None:
         return reference.combine(feat, idx, coef)
     out = torch.empty((b, grid.shape[1], 4, c), dtype=volume.dtype)
-    _threads()
-    _k.combine_fwd(feat.numpy(), idx.contiguous().numpy(), coef.contiguous().numpy(), out.numpy())
+    _run(_k.combine_fwd, out.numel() * 2, feat.numpy(), idx.contiguous().numpy(), coef.contiguous().numpy(),
+         out.numpy())
     return out
 
 
@@ -93,8 +100,8 @@ def sample_3d_backward(grad: Tensor, grid: Tensor, size: Tensor, d: int, h: int,
     if _k is None:
         combine_backward_torch(grad, idx, coef, gflat)
     else:
-        _threads()
-        _k.combine_bwd(grad.numpy(), idx.contiguous().numpy(), coef.contiguous().numpy(), gflat.numpy())
+        _run(_k.combine_bwd, grad.numel() * 2, grad.numpy(), idx.contiguous().numpy(), coef.contiguous().numpy(),
+             gflat.numpy())
     return _spatial_grad(gflat, (d, h, w))
 
 

@@ -14,12 +14,27 @@ corner indices and coefficients (``reference.coefficients_3d``) and do the gathe
 from __future__ import annotations
 
 import math
+import types
 
 import numba as nb
 import numpy as np
 
 _OPTS = dict(nogil=True, cache=True, fastmath=False, boundscheck=False)
 CHANNEL_BLOCK = 64  # channels per backward task: 256 B..512 B rows, enough tasks for a few threads
+SERIAL: dict = {}  # name -> single-threaded twin of each parallel kernel (see _dual)
+
+
+def _dual(fn):
+    """Compile ``fn`` twice: parallel (returned) and serial (``SERIAL[name]``, prange runs as range).
+
+    Small calls use the serial twin: waking a second OpenMP pool next to torch's (whose idle workers
+    spin) costs milliseconds on a busy machine, more than the whole kernel. The twin gets its own
+    qualified name so that the on-disk caches of the two never collide.
+    """
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    SERIAL[fn.__name__] = nb.njit(**_OPTS)(twin)
+    return nb.njit(parallel=True, **_OPTS)(fn)
 
 
 @nb.njit(**_OPTS)
@@ -62,7 +77,7 @@ def _coef_2d(pts, intr, b, q, h, w):
     return idx, val, ddx, ddy, ddz
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_dual
 def sample_2d_fwd(feat, pts, intr, h, w, out):
     """feat (B, H*W, C), pts (B, Q, 3), intr (B, 4) -> out (B, Q, 4, C) (preallocated)."""
     nb_, nq = pts.shape[0], pts.shape[1]
@@ -80,7 +95,7 @@ def sample_2d_fwd(feat, pts, intr, h, w, out):
             r3[c] = ddz[0] * a0 + ddz[1] * a1 + ddz[2] * a2 + ddz[3] * a3
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_dual
 def sample_2d_bwd(grad, pts, intr, h, w, gfeat):
     """grad (B, Q, 4, C) -> gfeat (B, H*W, C) (preallocated, zeroed); deterministic, no atomics."""
     nb_, nq = pts.shape[0], pts.shape[1]
@@ -109,7 +124,7 @@ def sample_2d_bwd(grad, pts, intr, h, w, gfeat):
                 r[c] += val[3] * g0[c] + ddx[3] * g1[c] + ddy[3] * g2[c] + ddz[3] * g3[c]
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_dual
 def combine_fwd(feat, idx, coef, out):
     """feat (B, S, C), idx (B, Q, K), coef (B, Q, 4, K) -> out (B, Q, 4, C)."""
     nb_, nq, nk = idx.shape
@@ -126,7 +141,7 @@ def combine_fwd(feat, idx, coef, out):
                     row[c] += ck * fk[c]
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_dual
 def combine_bwd(grad, idx, coef, gfeat):
     """grad (B, Q, 4, C) -> gfeat (B, S, C) (zeroed); parallel over (batch, channel block), no atomics."""
     nb_, nq, nk = idx.shape

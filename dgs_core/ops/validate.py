@@ -48,6 +48,10 @@ def check_static(fn: str, feat_name: str, feat: Tensor, feat_rank: int, pts_name
 
 def check_values_2d(points: Tensor, intrinsics: Tensor) -> None:
     """Raise ValueError for non-finite points/intrinsics or z <= Z_MIN (one host sync on CUDA)."""
+    # Fast path: one fused boolean, one sync; diagnose only on failure.
+    ok = (points[..., 2] > Z_MIN).all() & torch.isfinite(points).all() & torch.isfinite(intrinsics).all()
+    if bool(ok):
+        return
     bad = torch.stack([~torch.isfinite(points).all(), ~torch.isfinite(intrinsics).all(),
                        (points[..., 2] <= Z_MIN).any()]).tolist()
     _need(not bad[0], "points", "finite values", "NaN or inf", "Filter or fix the query points.")
