@@ -44,31 +44,81 @@ def _act(logit: torch.Tensor, field: str) -> torch.Tensor:
 
 
 def sample_with_jacobian(features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All maps through ``dgs_sample``: value (B, Q, ΣC) and Jacobian ∂φ/∂p (B, Q, 3, ΣC), 1/m."""
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """All maps through ``dgs_sample``: value (B, Q, ΣC) and per-map Jacobians ∂φ_i/∂p (B, Q, 3, C_i), 1/m.
+
+    The Jacobians stay views of the op outputs (no concatenated copy kept for backward).
+    """
     op = _dgs_sample()
     points, intrinsics = points.detach(), intrinsics.detach()  # data for the op: it rejects requires_grad
-    out = torch.cat([op(f, points, intrinsics) for f in features], dim=-1)  # (B, Q, 4, ΣC)
-    return out[:, :, 0, :], out[:, :, 1:, :]
+    outs = [op(f, points, intrinsics) for f in features]  # each (B, Q, 4, C_i)
+    return torch.cat([o[:, :, 0, :] for o in outs], dim=-1), [o[:, :, 1:, :] for o in outs]
+
+
+class _JacobianContraction(torch.autograd.Function):
+    """g = Σ_i Σ_c dphi_i,c · ∂φ_i,c/∂p for maps φ_i, without keeping the (B, Q, 3, ΣC) Jacobian alive.
+
+    Forward evaluates ``dgs_sample`` map by map and drops each Jacobian after use; backward evaluates
+    it again (one more op forward per map) to form ∂L/∂dphi = Σ_k ∂L/∂g_k·∂φ/∂p_k and sends
+    ∂L/∂(∂φ_c/∂p_k) = ∂L/∂g_k·dphi_c into the op's closed-form backward. This trades one op forward for
+    the Jacobian's memory (252 MB at release shapes: 32 × 512 points × 3 × 1280 channels, float32), so
+    ``dgs`` needs no more memory than ``autograd``. First-order only (training needs no more).
+    """
+
+    @staticmethod
+    def forward(ctx, points, intrinsics, dphi, *features):
+        op = _dgs_sample()
+        ctx.save_for_backward(points, intrinsics, dphi, *features)
+        g = points.new_zeros(points.shape)
+        off = 0
+        for f in features:
+            c = f.shape[1]
+            jac = op(f.detach(), points, intrinsics)[:, :, 1:, :]
+            g = g + (dphi[:, :, None, off:off + c] * jac).sum(-1)
+            off += c
+        return g
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_g):
+        op = _dgs_sample()
+        points, intrinsics, dphi, *features = ctx.saved_tensors
+        grad_dphi, grad_feats, off = [], [], 0
+        for i, f in enumerate(features):
+            c = f.shape[1]
+            need_f = ctx.needs_input_grad[3 + i]
+            with torch.enable_grad():
+                fl = f.detach().requires_grad_(need_f)
+                out = op(fl, points, intrinsics)  # (B, Q, 4, C)
+            jac = out[:, :, 1:, :].detach()
+            grad_dphi.append((grad_g[..., None] * jac).sum(-2))
+            if need_f:
+                go = torch.zeros_like(out)
+                go[:, :, 1:, :] = grad_g[..., None] * dphi[:, :, None, off:off + c]
+                grad_feats.append(torch.autograd.grad(out, fl, go)[0])
+            else:
+                grad_feats.append(None)
+            off += c
+        return None, None, torch.cat(grad_dphi, dim=-1), *grad_feats
 
 
 def _dgs(net, features, points, intrinsics, field: str, create_graph: bool):
-    value, jac = sample_with_jacobian(features, points, intrinsics)
+    points, intrinsics = points.detach(), intrinsics.detach()
+    value, _ = sample_with_jacobian(features, points, intrinsics)
     if not value.requires_grad:  # e.g. detached maps (fixed_encoder): still need ∂f/∂φ
         value = value.detach().requires_grad_(True)
-    p = points.detach().requires_grad_(True)
+    p = points.clone().requires_grad_(True)  # a leaf of its own: the op must get points as data
     f = _act(net.decode(value, p), field)
     dphi, dp = torch.autograd.grad(f.sum(), (value, p), create_graph=create_graph)
     # Points are independent queries, so the VJP with ones gives each point's own ∂f/∂φ and ∂f/∂p.
-    g = torch.einsum("bqc,bqkc->bqk", dphi, jac) + dp
-    return f, g
+    return f, dp + _JacobianContraction.apply(points, intrinsics, dphi, *features)
 
 
 def _dgs_forward(net, features, points, intrinsics, field: str):
-    value, jac = sample_with_jacobian(features, points, intrinsics)
+    value, jacs = sample_with_jacobian(features, points, intrinsics)
     p = points.detach()
     x = torch.cat((net.pe(p)[..., None, :], net.pe.tangents(p)), dim=-2)  # (B, Q, 4, 39)
-    z = torch.cat((value[..., None, :], jac), dim=-2)                      # (B, Q, 4, ΣC)
+    z = torch.cat([value[..., None, :], torch.cat(jacs, dim=-1)], dim=-2)  # (B, Q, 4, ΣC)
     t = net.decoder.forward_tracked(x, z)                                  # (B, Q, 4)
     if field == "occupancy":
         t = sigmoid_tracked(t)
