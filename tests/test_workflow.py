@@ -54,3 +54,21 @@ def test_config_file_matches_schema_defaults() -> None:
                 assert value == spec["default"], f"{where}{key}: config {value!r} != schema default {spec['default']!r}"
 
     check(config, schema["properties"], "")
+
+
+def test_every_prepare_key_reaches_the_prepare_job() -> None:
+    """Each key the schema accepts under `prepare` is a field the prepare job uses (none is
+    silently ignored), and the schema's defaults are the job's defaults."""
+    import dataclasses
+
+    from pipeline.frames import PrepareConfig
+    from pipeline.prepare import JobOptions
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"]["prepare"]["properties"]
+    fields = {f.name: f.default for cls in (PrepareConfig, JobOptions) for f in dataclasses.fields(cls)}
+    for key, spec in properties.items():
+        assert key in fields, f"prepare.{key} is accepted by the schema but used by no job"
+        default = spec["default"]
+        expected = tuple(default) if isinstance(default, list) else default
+        assert fields[key] == expected, f"prepare.{key}: schema default {default!r} != job default {fields[key]!r}"

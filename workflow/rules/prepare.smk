@@ -26,7 +26,7 @@ rule prepare_scene:
     threads: 4
     params:
         root=lambda wc: dataset_root(wc.dataset),
-        out=lambda wc, output: Path(output[0]).parent,
+        out=WORK,
         options=prepare_options(),
         dask=dask_option(),
     shell:
