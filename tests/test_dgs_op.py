@@ -191,3 +191,40 @@ def test_torch_compile_fullgraph():
     lb.backward()
     _close(la.detach(), lb.detach(), 1e-6)
     _close(fa.grad, fb.grad, 1e-6)
+
+
+def test_parallel_numba_kernels_equal_serial_twins():
+    """Large calls use the parallel kernels (small ones the serial twins): both must agree bit for bit."""
+    from dgs_core.ops import cpu_kernels as k
+    from dgs_core.ops import reference
+
+    pts, intr, _, _ = make_points(10, torch.float32)
+    feat = torch.randn(2, H * W, 130)
+    grad = torch.randn(2, pts.shape[1], 4, 130)
+    a = (feat.numpy(), pts.numpy(), intr.numpy(), H, W)
+    outs = [torch.empty(2, pts.shape[1], 4, 130) for _ in range(2)]
+    gfs = [torch.zeros(2, H * W, 130) for _ in range(2)]
+    k.sample_2d_fwd(*a, outs[0].numpy())
+    k.SERIAL["sample_2d_fwd"](*a, outs[1].numpy())
+    k.sample_2d_bwd(grad.numpy(), *a[1:], gfs[0].numpy())
+    k.SERIAL["sample_2d_bwd"](grad.numpy(), *a[1:], gfs[1].numpy())
+    assert torch.equal(outs[0], outs[1]) and torch.equal(gfs[0], gfs[1])
+    _close(outs[0], reference.combine(feat, *reference.coefficients_2d(pts, intr, H, W)), 1e-5)
+
+    idx, coef = reference.coefficients_2d(pts, intr, H, W)
+    c = (idx.numpy(), coef.numpy())
+    outs = [torch.empty(2, pts.shape[1], 4, 130) for _ in range(2)]
+    gfs = [torch.zeros(2, H * W, 130) for _ in range(2)]
+    k.combine_fwd(feat.numpy(), *c, outs[0].numpy())
+    k.SERIAL["combine_fwd"](feat.numpy(), *c, outs[1].numpy())
+    k.combine_bwd(grad.numpy(), *c, gfs[0].numpy())
+    k.SERIAL["combine_bwd"](grad.numpy(), *c, gfs[1].numpy())
+    assert torch.equal(outs[0], outs[1]) and torch.equal(gfs[0], gfs[1])
+    _close(gfs[0], _scatter_expected(grad, idx, coef), 1e-5)
+
+
+def _scatter_expected(grad, idx, coef):
+    """The pure-torch transpose (index_add_) of the gather, as an independent check of combine_bwd."""
+    g = torch.zeros(2, H * W, grad.shape[-1])
+    cpu_impl.combine_backward_torch(grad, idx, coef, g)
+    return g
