@@ -73,7 +73,11 @@ def _cases(feats, pts, intr, uv, grad4) -> dict[str, Callable[[], None]]:
         (dgrid,) = torch.autograd.grad(val, gr, gval, create_graph=True)
         ((val * gval).sum() + (dgrid * gxy).sum()).backward()
 
-    return {"dgs fwd+bwd (fast kernel)": dgs(dgs_sample), "dgs fwd+bwd (reference)": dgs(dgs_sample_reference),
+    h, w = feats.shape[2:]
+    return {"dgs fwd+bwd (fast kernel)": dgs(dgs_sample),
+            "  of which forward (op only)": lambda: torch.ops.dgs.sample(feats, pts, intr, True),
+            "  of which backward (op only)": lambda: torch.ops.dgs.sample_backward(grad4, pts, intr, h, w),
+            "dgs fwd+bwd (reference)": dgs(dgs_sample_reference),
             "grid_sample fwd+bwd (value)": gs_value, "grid_sample double bwd (autograd mode)": gs_double}
 
 
