@@ -58,22 +58,20 @@ def sample_with_jacobian(features: list[torch.Tensor], points: torch.Tensor, int
 class _JacobianContraction(torch.autograd.Function):
     """g = Σ_i Σ_c dphi_i,c · ∂φ_i,c/∂p for maps φ_i, without keeping the (B, Q, 3, ΣC) Jacobian alive.
 
-    Forward evaluates ``dgs_sample`` map by map and drops each Jacobian after use; backward evaluates
-    it again (one more op forward per map) to form ∂L/∂dphi = Σ_k ∂L/∂g_k·∂φ/∂p_k and sends
+    Forward contracts the Jacobians of the value call (passed in, not saved); backward evaluates
+    them again (one more op forward per map) to form ∂L/∂dphi = Σ_k ∂L/∂g_k·∂φ/∂p_k and sends
     ∂L/∂(∂φ_c/∂p_k) = ∂L/∂g_k·dphi_c into the op's closed-form backward. This trades one op forward for
     the Jacobian's memory (252 MB at release shapes: 32 × 512 points × 3 × 1280 channels, float32), so
     ``dgs`` needs no more memory than ``autograd``. First-order only (training needs no more).
     """
 
     @staticmethod
-    def forward(ctx, points, intrinsics, dphi, *features):
-        op = _dgs_sample()
+    def forward(ctx, points, intrinsics, jacs, dphi, *features):
         ctx.save_for_backward(points, intrinsics, dphi, *features)
         g = points.new_zeros(points.shape)
         off = 0
-        for f in features:
-            c = f.shape[1]
-            jac = op(f.detach(), points, intrinsics)[:, :, 1:, :]
+        for jac in jacs:  # (B, Q, 3, C_i) each, from the value call; not kept for backward
+            c = jac.shape[-1]
             g = g + (dphi[:, :, None, off:off + c] * jac).sum(-1)
             off += c
         return g
@@ -86,7 +84,7 @@ class _JacobianContraction(torch.autograd.Function):
         grad_dphi, grad_feats, off = [], [], 0
         for i, f in enumerate(features):
             c = f.shape[1]
-            need_f = ctx.needs_input_grad[3 + i]
+            need_f = ctx.needs_input_grad[4 + i]
             with torch.enable_grad():
                 fl = f.detach().requires_grad_(need_f)
                 out = op(fl, points, intrinsics)  # (B, Q, 4, C)
@@ -99,19 +97,20 @@ class _JacobianContraction(torch.autograd.Function):
             else:
                 grad_feats.append(None)
             off += c
-        return None, None, torch.cat(grad_dphi, dim=-1), *grad_feats
+        return None, None, None, torch.cat(grad_dphi, dim=-1), *grad_feats
 
 
 def _dgs(net, features, points, intrinsics, field: str, create_graph: bool):
     points, intrinsics = points.detach(), intrinsics.detach()
-    value, _ = sample_with_jacobian(features, points, intrinsics)
+    value, jacs = sample_with_jacobian(features, points, intrinsics)
     if not value.requires_grad:  # e.g. detached maps (fixed_encoder): still need ∂f/∂φ
         value = value.detach().requires_grad_(True)
     p = points.clone().requires_grad_(True)  # a leaf of its own: the op must get points as data
     f = _act(net.decode(value, p), field)
     dphi, dp = torch.autograd.grad(f.sum(), (value, p), create_graph=create_graph)
     # Points are independent queries, so the VJP with ones gives each point's own ∂f/∂φ and ∂f/∂p.
-    return f, dp + _JacobianContraction.apply(points, intrinsics, dphi, *features)
+    jacs = [j.detach() for j in jacs]  # data for the contraction; the op outputs die with this frame
+    return f, dp + _JacobianContraction.apply(points, intrinsics, jacs, dphi, *features)
 
 
 def _dgs_forward(net, features, points, intrinsics, field: str):
