@@ -27,7 +27,15 @@ import time
 import torch
 from tqdm import tqdm
 
-MODES = ("nograd", "dgs", "autograd", "numerical", "dgs_forward")
+MODES = ("nograd", "dgs", "autograd", "numerical", "dgs_forward", "dgs_storeJ")
+
+
+def _loss_config(mode: str):
+    from dgs_core.losses import LossConfig
+
+    if mode == "dgs_storeJ":  # dgs keeping the op's Jacobian for backward (LossConfig.dgs_store_jacobian)
+        return LossConfig(gradient_mode="dgs", dgs_store_jacobian=True)
+    return LossConfig(gradient_mode=mode)
 
 
 def _rss_mib() -> float:
@@ -80,11 +88,11 @@ def _setup(args: argparse.Namespace):
 
 def _step(net, opt, batch, mode: str) -> float:
     """One full training step; returns its wall time in seconds."""
-    from dgs_core.losses import LossConfig, training_loss
+    from dgs_core.losses import training_loss
 
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    loss, _ = training_loss(net, batch, LossConfig(gradient_mode=mode))
+    loss, _ = training_loss(net, batch, _loss_config(mode))
     loss.backward()
     opt.step()
     return time.perf_counter() - t0
@@ -99,17 +107,17 @@ def memory_worker(args: argparse.Namespace) -> dict:
     return {"peak_mib": _rss_mib(), "peak_above_start_mib": _rss_mib() - rss0}
 
 
-def gradient_agreement(args: argparse.Namespace, modes: tuple[str, ...] = ("dgs", "dgs_forward", "numerical")
+def gradient_agreement(args: argparse.Namespace, modes: tuple[str, ...] = ("dgs", "dgs_storeJ", "dgs_forward", "numerical")
                        ) -> dict[str, float]:
     """Max |Δ grad| / max |grad| over all parameters of each mode vs ``autograd`` at the benchmark shapes
     (float32, same weights and batch, no optimiser step)."""
-    from dgs_core.losses import LossConfig, training_loss
+    from dgs_core.losses import training_loss
 
     net, _, batch = _setup(args)
 
     def grads(mode: str) -> torch.Tensor:
         net.zero_grad(set_to_none=True)
-        training_loss(net, batch, LossConfig(gradient_mode=mode))[0].backward()
+        training_loss(net, batch, _loss_config(mode))[0].backward()
         return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
 
     ref = grads("autograd")

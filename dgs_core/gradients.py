@@ -100,7 +100,7 @@ class _JacobianContraction(torch.autograd.Function):
         return None, None, None, torch.cat(grad_dphi, dim=-1), *grad_feats
 
 
-def _dgs(net, features, points, intrinsics, field: str, create_graph: bool):
+def _dgs(net, features, points, intrinsics, field: str, create_graph: bool, store_jacobian: bool = False):
     points, intrinsics = points.detach(), intrinsics.detach()
     value, jacs = sample_with_jacobian(features, points, intrinsics)
     if not value.requires_grad:  # e.g. detached maps (fixed_encoder): still need ∂f/∂φ
@@ -109,6 +109,10 @@ def _dgs(net, features, points, intrinsics, field: str, create_graph: bool):
     f = _act(net.decode(value, p), field)
     dphi, dp = torch.autograd.grad(f.sum(), (value, p), create_graph=create_graph)
     # Points are independent queries, so the VJP with ones gives each point's own ∂f/∂φ and ∂f/∂p.
+    if store_jacobian:  # keep the op outputs for backward: one op call per map, more memory
+        for dphi_i, jac_i in zip(dphi.split([j.shape[-1] for j in jacs], dim=-1), jacs):
+            dp = dp + (dphi_i[:, :, None, :] * jac_i).sum(-1)
+        return f, dp
     jacs = [j.detach() for j in jacs]  # data for the contraction; the op outputs die with this frame
     return f, dp + _JacobianContraction.apply(points, intrinsics, jacs, dphi, *features)
 
@@ -143,7 +147,8 @@ def _numerical(net, features, points, intrinsics, field: str, step: float):
 
 def field_and_gradient(net, features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor,
                        mode: str = "dgs", field: str = "occupancy", step: float = 1e-3,
-                       create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       create_graph: bool = True, store_jacobian: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Field and spatial gradient at camera-space query points.
 
     Args:
@@ -156,6 +161,8 @@ def field_and_gradient(net, features: list[torch.Tensor], points: torch.Tensor, 
             decoder output, used as the SDF by the Eq. 2 loss).
         step: central-difference step h in metres (``"numerical"`` only).
         create_graph: keep the gradient differentiable (training); False for inference.
+        store_jacobian: ``"dgs"`` only — keep the op's Jacobian (B, Q, 3, ΣC) for backward instead of
+            re-evaluating it there: one op forward per map less, 3·B·Q·ΣC more floats held.
     Returns:
         f (B, Q) and ∂f/∂p (B, Q, 3) in 1/m (None for ``"nograd"``).
     """
@@ -173,7 +180,7 @@ def field_and_gradient(net, features: list[torch.Tensor], points: torch.Tensor, 
         return _dgs_forward(net, features, points, intrinsics, field)
     with torch.enable_grad():  # the VJP modes need a graph even when called under no_grad
         if mode == "dgs":
-            return _dgs(net, features, points, intrinsics, field, create_graph)
+            return _dgs(net, features, points, intrinsics, field, create_graph, store_jacobian)
         if mode == "autograd":
             return _autograd(net, features, points, intrinsics, field, create_graph)
         # fixed_encoder: value from the live maps, gradient from detached ones.

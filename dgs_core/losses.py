@@ -31,6 +31,7 @@ class LossConfig:
     gradient_penalty: str = "mean_abs"  # "norm" (paper) or "mean_abs" (release, default)
     depth_weight: float = 1.0          # L1 metric depth on the depth head; 0 disables
     numerical_step: float = 1e-3       # central-difference step h for gradient_mode="numerical"
+    dgs_store_jacobian: bool = False   # "dgs": keep the op's Jacobian for backward (faster, more memory)
     sdf_surface_weight: float = 1.0
     sdf_eikonal_weight: float = 0.1
     sdf_normal_weight: float = 0.0     # optional normal term of Eq. 2
@@ -150,5 +151,6 @@ def training_loss(net, batch: Batch, config: LossConfig) -> tuple[torch.Tensor, 
     near_logits = net.query(enc.features, batch.near_points, batch.intrinsics)
     far_grad = None
     if mode != "nograd":
-        _, far_grad = field_and_gradient(net, enc.features, batch.far_points, batch.intrinsics, mode, "occupancy", step)
+        _, far_grad = field_and_gradient(net, enc.features, batch.far_points, batch.intrinsics, mode, "occupancy", step,
+                                         store_jacobian=config.dgs_store_jacobian)
     return occupancy_loss(near_logits, batch.near_labels, far_grad, config, enc.depth, batch.depth)

@@ -78,10 +78,11 @@ def test_modes_give_same_parameter_gradients():
     net, batch = _setup(4)
     ref, terms = _param_grads(net, batch, gradient_mode="autograd")
     assert terms["grad"] > 0 and "depth" in terms
-    for mode, tol in (("dgs", 1e-10), ("dgs_forward", 1e-10), ("numerical", 1e-5)):
-        got, _ = _param_grads(net, batch, gradient_mode=mode, numerical_step=1e-6)
+    for mode, store, tol in (("dgs", False, 1e-10), ("dgs", True, 1e-10), ("dgs_forward", False, 1e-10),
+                             ("numerical", False, 1e-5)):
+        got, _ = _param_grads(net, batch, gradient_mode=mode, numerical_step=1e-6, dgs_store_jacobian=store)
         for name in ref:
-            torch.testing.assert_close(got[name], ref[name], rtol=tol, atol=tol, msg=f"{mode}: {name}")
+            torch.testing.assert_close(got[name], ref[name], rtol=tol, atol=tol, msg=f"{mode}/{store}: {name}")
 
 
 def test_nograd_equals_bce_only_and_differs_from_dgs():
