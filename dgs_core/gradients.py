@@ -6,7 +6,8 @@ spatial gradient ∂f/∂p (B, Q, 3) (1/m, camera frame), both differentiable w.
 - ``"dgs"`` (default): ``dgs_sample`` gives each map's value φ and Jacobian ∂φ/∂p in one fused op; the
   decoder runs on φ once, a reverse-mode vector-Jacobian product (``create_graph=True``) gives ∂f/∂φ and
   the direct ∂f/∂p of the positional encoding, and ∂f/∂p = Σ_c ∂f/∂φ_c·∂φ_c/∂p + ∂f/∂p|direct. Same
-  decoder FLOPs as autograd, without ``grid_sample``'s double backward.
+  decoder FLOPs as autograd, without ``grid_sample``'s double backward. The contraction re-evaluates
+  the Jacobian in its backward rather than holding it (``store_jacobian=True`` holds it instead).
 - ``"dgs_forward"``: the same op, but the decoder tracks [value, ∂x, ∂y, ∂z] forward-mode (SPEC §3);
   about twice the decoder FLOPs of ``"dgs"``, kept as the paper's formulation and as a cross-check.
 - ``"autograd"``: ``grid_sample`` at u(p), v(p) and ``torch.autograd.grad(create_graph=True)``; training
