@@ -33,6 +33,7 @@ class SceneGeometry:
     areas: np.ndarray
     centroids: np.ndarray
     _raycaster: Any = field(default=None, repr=False, compare=False)
+    _structure_raycaster: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_mesh(cls, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None,
@@ -71,21 +72,34 @@ class SceneGeometry:
 
     @property
     def raycaster(self) -> o3d.t.geometry.RaycastingScene:
-        """The Embree scene (built on first use, then cached)."""
+        """The Embree scene of all faces (built on first use, then cached)."""
         if self._raycaster is None:
-            scene = o3d.t.geometry.RaycastingScene()
-            scene.add_triangles(o3d.core.Tensor(self.vertices.astype(np.float32)),
-                                o3d.core.Tensor(self.faces.astype(np.uint32)))
-            self._raycaster = scene
+            self._raycaster = _embree_scene(self.vertices, self.faces)
         return self._raycaster
+
+    @property
+    def structure_raycaster(self) -> o3d.t.geometry.RaycastingScene | None:
+        """An Embree scene of the structure faces only (None if there are none); its first hit along
+        a ray is the ray's first structure hit in one cast, whatever stands in front."""
+        if self._structure_raycaster is None and self.structure.any():
+            self._structure_raycaster = _embree_scene(self.vertices, self.faces[self.structure])
+        return self._structure_raycaster
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_raycaster"] = None  # Embree BVH is not picklable; rebuilt lazily in the receiver
+        # Embree BVHs are not picklable; the receiver rebuilds them lazily.
+        state["_raycaster"] = state["_structure_raycaster"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+def _embree_scene(vertices: np.ndarray, faces: np.ndarray) -> o3d.t.geometry.RaycastingScene:
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)),
+                        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+    return scene
 
 
 def _rays(origin: np.ndarray, directions: np.ndarray) -> o3d.core.Tensor:
@@ -137,12 +151,14 @@ def _finite(depth: np.ndarray, h: int, w: int) -> np.ndarray:
 def depth_maps_repeated(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
                         max_layers: int = 64, step: float = 1e-4,
                         nthreads: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Rendered and amodal depth (H, W) float32 by repeated first-hit casting past the previous hit.
+    """Rendered and amodal depth (H, W) float32 from first-hit casts.
 
-    Same definitions as ``depth_maps_listed``; the first cast is the rendered depth. ``step`` (in t
-    units, ≈ metres) skips the surface just hit. A ray stops at its first structure hit (every later
-    hit is farther, so the minimum is settled); rays still hitting after ``max_layers`` casts keep
-    the last hit found as the farthest.
+    Same definitions as ``depth_maps_listed``. The first cast (all faces) is the rendered depth.
+    Where a ray has a structure hit, amodal = that hit (every hit, the farthest too, lies at or
+    beyond it), found by one cast on the structure-only scene for the rays whose first hit is not
+    structure. Only rays with no structure hit at all (open scans, windows without glass) need the
+    farthest hit: they are re-cast from just past each hit (``step`` in t units, ≈ metres) until
+    they leave the mesh; after ``max_layers`` casts the last hit found counts as the farthest.
     """
     h, w = directions.shape[:2]
     n = h * w
@@ -152,23 +168,31 @@ def depth_maps_repeated(scene: SceneGeometry, origin: np.ndarray, directions: np
     res = scene.raycaster.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
     near = res["t_hit"].numpy().astype(np.float64)  # inf where no hit
     hit = np.isfinite(near)
-    amodal = near.copy()  # = farthest hit so far; overwritten below while rays continue
+    amodal = near.copy()  # right for rays whose first hit is structure, and for misses (inf)
     prim = np.where(hit, res["primitive_ids"].numpy(), 0).astype(np.int64)
-    # Rays that hit a non-structure face first continue; all others are settled after one cast.
-    active = np.flatnonzero(hit & ~scene.structure[prim])
-    d = rays[active, 3:].astype(np.float64)
-    t = near[active]
+    behind = np.flatnonzero(hit & ~scene.structure[prim])  # first hit on furniture/objects
+    if behind.size and scene.structure_raycaster is not None:
+        sub = o3d.core.Tensor(np.ascontiguousarray(rays[behind]))
+        t_structure = scene.structure_raycaster.cast_rays(sub, nthreads=nthreads)["t_hit"].numpy()
+        found = np.isfinite(t_structure)
+        amodal[behind[found]] = t_structure[found]
+        behind = behind[~found]
+    _farthest_hits(scene, origin, rays[behind, 3:].astype(np.float64), near[behind], amodal, behind,
+                   max_layers, step, nthreads)
+    return _finite(near, h, w), _finite(amodal, h, w)
+
+
+def _farthest_hits(scene: SceneGeometry, origin: np.ndarray, d: np.ndarray, t: np.ndarray,
+                   out: np.ndarray, active: np.ndarray, max_layers: int, step: float,
+                   nthreads: int) -> None:
+    """Write into ``out[active]`` the farthest hit of rays (origin + t·d) by re-casting past each hit."""
     for _ in range(max_layers - 1):
         if active.size == 0:
-            break
+            return
         sub = np.empty((active.size, 6), dtype=np.float32)
         sub[:, :3] = origin + (t + step)[:, None] * d
         sub[:, 3:] = d
-        res = scene.raycaster.cast_rays(o3d.core.Tensor(sub), nthreads=nthreads)
-        dt = res["t_hit"].numpy().astype(np.float64)
+        dt = scene.raycaster.cast_rays(o3d.core.Tensor(sub), nthreads=nthreads)["t_hit"].numpy()
         more = np.isfinite(dt)
         active, d, t = active[more], d[more], t[more] + step + dt[more]
-        amodal[active] = t  # farthest so far, or the first structure hit (then the ray stops)
-        go_on = ~scene.structure[res["primitive_ids"].numpy()[more].astype(np.int64)]
-        active, d, t = active[go_on], d[go_on], t[go_on]
-    return _finite(near, h, w), _finite(amodal, h, w)
+        out[active] = t
