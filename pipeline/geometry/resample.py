@@ -61,8 +61,8 @@ def resample_depth(depth: np.ndarray, source_k: np.ndarray, width: int, height: 
     (holes are never filled by interpolation). Samples up to ``edge_tolerance`` source pixels past the
     outer pixel centres are clamped to the border; farther out they are NaN (no reading there).
     """
-    d = np.asarray(depth, dtype=np.float64)
-    d = np.where(d > 0, d, np.nan)  # 0 = "no reading" in the raw formats; NaN > 0 is False too
+    d = np.asarray(depth, dtype=np.float32)
+    d = np.where(d > 0, d, np.float32(np.nan))  # 0 = "no reading" in the raw formats; NaN > 0 is False too
     h, w = d.shape
     fx_v, fy_v, cx_v, cy_v = (float(a) for a in virtual_k)
     k = np.asarray(source_k, dtype=np.float64)
@@ -75,12 +75,14 @@ def resample_depth(depth: np.ndarray, source_k: np.ndarray, width: int, height: 
     ys = np.clip(ys, 0.0, h - 1.0)
     x0 = np.minimum(np.floor(xs).astype(np.int64), max(w - 2, 0))
     y0 = np.minimum(np.floor(ys).astype(np.int64), max(h - 2, 0))
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    ax = (xs - x0)[None, :]
-    ay = (ys - y0)[:, None]
-    top = d[y0][:, x0] * (1 - ax) + d[y0][:, x1] * ax
-    bottom = d[y1][:, x0] * (1 - ax) + d[y1][:, x1] * ax
+    x1 = np.minimum(x0 + 1, w - 1)[None, :]
+    y1 = np.minimum(y0 + 1, h - 1)[:, None]
+    ax = (xs - x0).astype(np.float32)[None, :]
+    ay = (ys - y0).astype(np.float32)[:, None]
+    x0, y0 = x0[None, :], y0[:, None]
+    # Gather the four taps directly (no full-row intermediates); float32 is exact to ~0.1 µm at 5 m.
+    top = d[y0, x0] * (1 - ax) + d[y0, x1] * ax
+    bottom = d[y1, x0] * (1 - ax) + d[y1, x1] * ax
     out = top * (1 - ay) + bottom * ay  # NaN in any of the 4 taps propagates, even at weight 0
     out[y_out, :] = np.nan
     out[:, x_out] = np.nan
