@@ -26,18 +26,10 @@ from typing import Callable
 import torch
 
 from dgs_core.model.decoder import sigmoid_tracked
+from dgs_core.ops import dgs_sample
 
 GRADIENT_MODES = ("dgs", "dgs_forward", "autograd", "numerical", "nograd", "fixed_encoder")
 FIELDS = ("occupancy", "logit")
-
-
-def _dgs_sample() -> Callable[..., torch.Tensor]:
-    try:
-        from dgs_core.ops import dgs_sample
-    except ImportError as exc:  # the op lives in dgs_core/ops (issue 3, op part)
-        raise ImportError("dgs_core.ops.dgs_sample is not available; gradient modes 'dgs', 'dgs_forward' and "
-                          "'fixed_encoder' need it — use gradient_mode='autograd' meanwhile") from exc
-    return dgs_sample
 
 
 def _act(logit: torch.Tensor, field: str) -> torch.Tensor:
@@ -50,9 +42,8 @@ def sample_with_jacobian(features: list[torch.Tensor], points: torch.Tensor, int
 
     The Jacobians stay views of the op outputs (no concatenated copy kept for backward).
     """
-    op = _dgs_sample()
     points, intrinsics = points.detach(), intrinsics.detach()  # data for the op: it rejects requires_grad
-    outs = [op(f, points, intrinsics) for f in features]  # each (B, Q, 4, C_i)
+    outs = [dgs_sample(f, points, intrinsics) for f in features]  # each (B, Q, 4, C_i)
     return torch.cat([o[:, :, 0, :] for o in outs], dim=-1), [o[:, :, 1:, :] for o in outs]
 
 
@@ -80,7 +71,6 @@ class _JacobianContraction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_g):
-        op = _dgs_sample()
         points, intrinsics, dphi, *features = ctx.saved_tensors
         grad_dphi, grad_feats, off = [], [], 0
         for i, f in enumerate(features):
@@ -88,7 +78,7 @@ class _JacobianContraction(torch.autograd.Function):
             need_f = ctx.needs_input_grad[4 + i]
             with torch.enable_grad():
                 fl = f.detach().requires_grad_(need_f)
-                out = op(fl, points, intrinsics)  # (B, Q, 4, C)
+                out = dgs_sample(fl, points, intrinsics)  # (B, Q, 4, C)
             jac = out[:, :, 1:, :].detach()
             grad_dphi.append((grad_g[..., None] * jac).sum(-2))
             if need_f:
