@@ -30,7 +30,7 @@ from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_vali
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
 from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
 from pipeline.geometry.resample import resample_color, resample_depth
-from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_repeated
+from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits
 from pipeline.sample import FrameSample
 
 __all__ = ["PrepareConfig", "SceneGeometry", "RawFrame", "SkippedFrame", "frame_rng", "prepare_frame"]
@@ -54,8 +54,9 @@ class PrepareConfig:
         often in front of the shell and would cut the amodal depth short; add them if you want that.
     face_sampling: "area" (area-weighted) or "uniform" (faces picked uniformly as in the release;
         zero-area faces are never picked in either mode).
-    amodal_method: "repeat" (re-cast from just past each hit; stops at the first structure hit) or
-        "list" (Embree list_intersections); same result, "repeat" measured faster (docs/geometry.md).
+    amodal_method: "first_hits" (a first-hit cast on all faces, one on the structure-only BVH, and
+        re-casting past each hit only for rays that meet no structure) or "list" (Embree
+        list_intersections); same result, "first_hits" measured faster (docs/geometry.md).
     min_box_pixels: fewer valid sensor-depth pixels than this → the rendered depth defines the box.
     min_non_surface_fraction: frames filling less than this fraction of M are skipped
         ("too_few_samples"); between it and M the rest is padding with valid = False.
@@ -77,7 +78,7 @@ class PrepareConfig:
     box_widen: float = 0.05
     structure_labels: tuple[int, ...] = (1, 2, 8, 9, 22)
     face_sampling: str = "area"
-    amodal_method: str = "repeat"
+    amodal_method: str = "first_hits"
     min_box_pixels: int = 64
     min_non_surface_fraction: float = 0.25
     max_rounds: int = 8
@@ -86,7 +87,7 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("exclusion", ("samples", "mesh")), ("face_sampling", ("area", "uniform")),
-                              ("amodal_method", ("repeat", "list"))):
+                              ("amodal_method", ("first_hits", "list"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PrepareConfig: {name} must be one of {allowed}, found "
                                  f"{getattr(self, name)!r}; fix the 'prepare' section of the config")
@@ -228,8 +229,8 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
 
     with _timed(timings, "raycasting"):
         dirs = pixel_directions(w, h, k_v) @ t_wc[:3, :3].T
-        if cfg.amodal_method == "repeat":
-            rendered, amodal = depth_maps_repeated(scene, t_wc[:3, 3], dirs, nthreads=cfg.raycast_threads)
+        if cfg.amodal_method == "first_hits":
+            rendered, amodal = depth_maps_first_hits(scene, t_wc[:3, 3], dirs, nthreads=cfg.raycast_threads)
         else:
             rendered, amodal = depth_maps_listed(scene, t_wc[:3, 3], dirs)
 

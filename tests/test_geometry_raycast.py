@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.geometry.camera import pixel_directions
-from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_repeated, render_depth
+from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits, render_depth
 
 K = np.array([20.0, 20.0, 16.0, 12.0])  # 32×24 pixels, camera at the origin looking along +z
 
@@ -31,7 +31,7 @@ def combine(*parts):
     return np.concatenate(vs), np.concatenate(fs), np.concatenate(ls)
 
 
-@pytest.mark.parametrize("method", [depth_maps_listed, depth_maps_repeated])
+@pytest.mark.parametrize("method", [depth_maps_listed, depth_maps_first_hits])
 def test_amodal_is_min_of_first_structure_and_farthest(method):
     # Left half (x < 0): furniture at z = 2 and 3, a wall at z = 5 → amodal 5.
     # Right half (x > 0): furniture at z = 2 and 3, no structure behind → amodal = farthest = 3,
@@ -52,7 +52,7 @@ def test_no_hit_is_nan_and_depth_is_z_not_distance():
     v, f, lab = plane(4.0, -0.55, 0.55, 1)  # edges between pixel rays
     scene = SceneGeometry.from_mesh(v, f, lab, (1,))
     d = pixel_directions(32, 24, K)
-    rendered, amodal = depth_maps_repeated(scene, np.zeros(3), d)
+    rendered, amodal = depth_maps_first_hits(scene, np.zeros(3), d)
     hit = np.abs(4.0 * d[..., 0]) < 0.55
     assert np.isnan(rendered[~hit]).all() and np.isnan(amodal[~hit]).all()
     np.testing.assert_allclose(rendered[hit], 4.0, atol=1e-5)  # z-depth, although rays are oblique

@@ -148,7 +148,7 @@ def _finite(depth: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.where(np.isfinite(depth), depth, np.nan).reshape(h, w).astype(np.float32)
 
 
-def depth_maps_repeated(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
+def depth_maps_first_hits(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
                         max_layers: int = 64, step: float = 1e-4,
                         nthreads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Rendered and amodal depth (H, W) float32 from first-hit casts.
