@@ -15,10 +15,15 @@ TARGETS = ["prepare_scannet", "prepare_matterport", "train_dgs", "evaluate", "re
 
 
 def _snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run snakemake on the repo's Snakefile with all outputs redirected under tmp_path."""
+    """Run snakemake on the repo's Snakefile with all data and outputs redirected under tmp_path.
+
+    Nested keys go through a config file: `--config` would pass them as strings."""
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(yaml.safe_dump({"synthetic": {"root": str(tmp_path / "synthetic")},
+                                         "work_root": str(tmp_path / "work")}))
     return subprocess.run(
         [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO), "--cores", "1",
-         "--config", f"work_root={tmp_path / 'work'}", *args],
+         "--configfile", str(REPO / "config" / "config.yaml"), str(overrides), *args],
         capture_output=True, text=True, timeout=120,
     )
 
@@ -35,7 +40,7 @@ def test_every_named_target_dry_runs(tmp_path: Path) -> None:
 
 
 def test_config_schema_rejects_bad_values(tmp_path: Path) -> None:
-    result = _snakemake(tmp_path, "--dry-run", "prepare_scannet", "dask_scheduler=localhost:8786")
+    result = _snakemake(tmp_path, "--dry-run", "prepare_scannet", "--config", "dask_scheduler=localhost:8786")
     assert result.returncode != 0
     assert "dask_scheduler" in result.stdout + result.stderr
 

@@ -1,5 +1,6 @@
-# Evaluation and reports (issue 4). The metric library exists in `benchmark/`; the stages that run
-# the trained model over the test frames need training (issue 6) and say so when run.
+# Evaluation and reports (issue 4). The metric library and the report aggregation exist in
+# `benchmark/`; the stage that runs the trained model over the test frames needs training (issue 6)
+# and says so when run.
 
 
 rule evaluate:
@@ -16,12 +17,14 @@ rule evaluate:
 
 
 rule report:
-    """Aggregate per-frame metrics into CSV / LaTeX / Markdown tables (not available yet: issue 4)."""
+    """Aggregate the per-frame metrics into CSV / LaTeX / Markdown tables and the F1 histogram."""
     input:
         rules.evaluate.output,
     output:
-        WORK / "report" / "table.md",
+        WORK / "report" / "table_fit.md",
     log:
         LOGS / "report.log",
+    params:
+        out=WORK / "report",
     shell:
-        "python workflow/scripts/unavailable.py report 'issue 4 (report stage)' {input} 2> {log}"
+        "python -m benchmark.report {input} --out {params.out} > {log} 2>&1"
