@@ -110,18 +110,11 @@ def sample_2d_bwd(grad, pts, intr, h, w, gfeat):
             # accumulate one corner after the other.
             g0, g1 = grad[b, q, 0, c_lo:c_hi], grad[b, q, 1, c_lo:c_hi]
             g2, g3 = grad[b, q, 2, c_lo:c_hi], grad[b, q, 3, c_lo:c_hi]
-            r = gfeat[b, idx[0], c_lo:c_hi]
-            for c in range(c_hi - c_lo):
-                r[c] += val[0] * g0[c] + ddx[0] * g1[c] + ddy[0] * g2[c] + ddz[0] * g3[c]
-            r = gfeat[b, idx[1], c_lo:c_hi]
-            for c in range(c_hi - c_lo):
-                r[c] += val[1] * g0[c] + ddx[1] * g1[c] + ddy[1] * g2[c] + ddz[1] * g3[c]
-            r = gfeat[b, idx[2], c_lo:c_hi]
-            for c in range(c_hi - c_lo):
-                r[c] += val[2] * g0[c] + ddx[2] * g1[c] + ddy[2] * g2[c] + ddz[2] * g3[c]
-            r = gfeat[b, idx[3], c_lo:c_hi]
-            for c in range(c_hi - c_lo):
-                r[c] += val[3] * g0[c] + ddx[3] * g1[c] + ddy[3] * g2[c] + ddz[3] * g3[c]
+            for k in range(4):
+                wv, wx, wy, wz = val[k], ddx[k], ddy[k], ddz[k]
+                r = gfeat[b, idx[k], c_lo:c_hi]
+                for c in range(c_hi - c_lo):
+                    r[c] += wv * g0[c] + wx * g1[c] + wy * g2[c] + wz * g3[c]
 
 
 @_dual
