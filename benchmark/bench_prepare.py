@@ -8,8 +8,13 @@ hook) plus shard writing, and all-in. The same frames (a prefix of ``--reference
 prepared by a straightforward reference: per frame, a fresh Embree BVH (no shared scene; trimesh's
 own ray caster needs rtree, which this environment lacks) with ``list_intersections`` for all hits,
 NumPy culling, ``rng.choice`` face sampling, and brute-force NumPy distances for the non-surface
-exclusion; resampling and writing use the same code in both. Inputs (colour + depth at 640×480,
-rendered by the synthetic renderer) are made before timing.
+exclusion; resampling and writing use the same code in both.
+
+Inputs are made before timing and are what the real ScanNet reader (``pipeline.sources``) hands to
+``prepare_frame``: colour rendered at ScanNet's 1296×968 colour size and intrinsics, JPEG-encoded and
+decoded in libjpeg draft mode at the smallest scale covering the virtual view (``color_draft``:
+324×242), with intrinsics scaled to the decoded size; depth rendered at 640×480. JPEG decoding is
+reading, not preparation, so it is not in the per-step figures.
 """
 from __future__ import annotations
 
@@ -31,7 +36,10 @@ from pipeline.geometry.camera import pixel_directions, virtual_intrinsics  # noq
 from pipeline.geometry.resample import resample_color, resample_depth  # noqa: E402
 from pipeline.sample import FrameSample  # noqa: E402
 from pipeline.shards import ShardWriter  # noqa: E402
-from pipeline.synthetic.config import SCANNET_DEPTH_INTRINSICS, SCANNET_DEPTH_SIZE  # noqa: E402
+from pipeline.formats.images import decode_color, encode_jpeg  # noqa: E402
+from pipeline.sources import _scaled, color_draft  # noqa: E402
+from pipeline.synthetic.config import (SCANNET_COLOR_INTRINSICS, SCANNET_COLOR_SIZE,  # noqa: E402
+                                       SCANNET_DEPTH_INTRINSICS, SCANNET_DEPTH_SIZE)
 from pipeline.synthetic.render import PinholeCamera, SceneRenderer  # noqa: E402
 from pipeline.synthetic.scene import make_scene  # noqa: E402
 from pipeline.synthetic.trajectory import handheld_scan  # noqa: E402
@@ -39,19 +47,25 @@ from pipeline.synthetic.trajectory import handheld_scan  # noqa: E402
 STEPS = ("resampling", "raycasting", "culling", "sampling", "writing")
 
 
-def make_inputs(n: int, seed: int, edge: float) -> tuple[object, list[RawFrame]]:
-    """The room mesh and ``n`` raw frames (640×480 colour + depth) along a handheld path."""
+def make_inputs(n: int, seed: int, edge: float, cfg: PrepareConfig) -> tuple[object, list[RawFrame]]:
+    """The room mesh and ``n`` raw frames along a handheld path, as the ScanNet reader yields them:
+    colour JPEG-decoded at the draft size for ``cfg``'s virtual camera, depth at 640×480."""
     layout, mesh = make_scene("scene0000_00", seed, edge_length=edge, furniture_range=(6, 9))
     lx, ly, h = layout.room_size
     renderer = SceneRenderer(mesh, light=np.array([lx / 2, ly / 2, h - 0.3]))
-    cam = PinholeCamera.scaled(SCANNET_DEPTH_SIZE, SCANNET_DEPTH_INTRINSICS, SCANNET_DEPTH_SIZE)
+    depth_cam = PinholeCamera.scaled(SCANNET_DEPTH_SIZE, SCANNET_DEPTH_INTRINSICS, SCANNET_DEPTH_SIZE)
+    color_cam = PinholeCamera.scaled(SCANNET_COLOR_SIZE, SCANNET_COLOR_INTRINSICS, SCANNET_COLOR_SIZE)
+    k_c = color_cam.matrix()
+    draft = color_draft(SCANNET_COLOR_SIZE, k_c, cfg.width, cfg.height, cfg.focal)
     path = handheld_scan(layout, n, 0.0, np.random.default_rng(seed))
     frames = []
     for i in tqdm(range(n), desc="rendering inputs", unit="frame"):
-        hits = renderer.cast(cam, path.camera_to_world[i])
-        frames.append(RawFrame(i, "bench.sens", path.camera_to_world[i],
-                               renderer.shade(hits, path.camera_to_world[i]), cam.matrix(),
-                               hits.depth.astype(np.float32), cam.matrix()))
+        pose = path.camera_to_world[i]
+        jpeg = encode_jpeg(renderer.color(color_cam, pose), quality=90)
+        color = decode_color(jpeg, path="bench.sens", draft=draft)
+        depth = renderer.cast(depth_cam, pose).depth.astype(np.float32)
+        frames.append(RawFrame(i, "bench.sens", pose, color, _scaled(k_c, SCANNET_COLOR_SIZE, color.shape),
+                               depth, depth_cam.matrix()))
     return mesh, frames
 
 
@@ -181,13 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     cfg = PrepareConfig(raycast_threads=1)
-    mesh, frames = make_inputs(a.frames, a.seed, a.edge)
+    mesh, frames = make_inputs(a.frames, a.seed, a.edge, cfg)
     t = time.perf_counter()
     scene = SceneGeometry.from_mesh(mesh.vertices, mesh.faces, mesh.face_labels, cfg.structure_labels)
     _ = scene.raycaster
     setup = time.perf_counter() - t
-    print(f"scene: {len(mesh.faces)} faces, {a.frames} frames at {cfg.width}x{cfg.height}, "
-          f"1 thread; scene setup (once per scene, incl. BVH) {setup:.2f} s")
+    ch, cw = frames[0].color.shape[:2]
+    print(f"scene: {len(mesh.faces)} faces, {a.frames} frames at {cfg.width}x{cfg.height} "
+          f"(colour in: {cw}x{ch} JPEG draft), 1 thread; scene setup (once per scene, incl. BVH) "
+          f"{setup:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_ours(scene, frames, cfg, os.path.join(tmp, "ours"))
         ref_frames = frames[: a.reference_frames]
