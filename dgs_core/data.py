@@ -1,0 +1,213 @@
+"""Training data: prepared HDF5 shards, read through their manifest, as batches for the loss.
+
+A :class:`ShardDataset` lists the usable frames of one manifest (``status == "ok"``) and reads a
+frame's row on demand: only that row's chunks are decompressed, and shard files are opened lazily in
+the process that reads them, so DataLoader workers never share an HDF5 handle. Per item it draws the
+configured numbers of near-surface and non-surface points from the frame's valid points with a
+random stream derived from ``(seed, epoch, index)``: an item is the same whichever worker reads it
+and whenever, which is what makes resumed training reproduce the uninterrupted run.
+
+Conventions (SPEC §1): points are camera frame (OpenCV), metres; labels 1 = inward/occupied;
+intrinsics are handed to the model normalised (``dgs_core.geometry``); images are normalised with
+the ImageNet mean/std (:func:`image_to_tensor`), the convention of ImageNet-pretrained encoders.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dgs_core.geometry import normalised_intrinsics
+from dgs_core.losses import Batch
+from pipeline.manifest import read_manifest
+from pipeline.shards import ShardReader
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+_FIELDS = ("image", "depth", "intrinsics", "near_surface_points", "near_surface_labels",
+           "near_surface_valid", "non_surface_points", "non_surface_valid")
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(3, H, W) uint8 RGB → (3, H, W) float32 ``(x/255 − mean)/std`` (the encoder's input)."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32).div_(255.0)
+    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+@dataclass
+class DataConfig:
+    """What one training item holds. ``augment`` is off by default: the release used none."""
+
+    near_points: int = 2048   # near-surface points per frame, drawn from its valid ones
+    non_points: int = 512     # non-surface points per frame
+    augment: bool = False     # True: mirror image, depth and points left↔right with probability 1/2
+    workers: int = 2          # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        if self.near_points < 1 or self.non_points < 1 or self.workers < 0:
+            raise ValueError(f"DataConfig: near_points and non_points must be ≥ 1 and workers ≥ 0, found "
+                             f"{self.near_points}, {self.non_points}, {self.workers}")
+
+
+def _draw(rng: np.random.Generator, valid: np.ndarray, n: int) -> np.ndarray:
+    """``n`` indices of the True entries of ``valid``: without replacement when there are enough."""
+    idx = np.flatnonzero(valid)
+    return idx[rng.choice(len(idx), n, replace=len(idx) < n)]
+
+
+class ShardDataset(Dataset):
+    """The usable frames of one manifest as training items (see the module docstring).
+
+    Args:
+        manifest: a merged (or per-scene) manifest; its ``shard`` column is relative to its folder.
+        config: point counts and augmentation.
+        seed: base of every item's random stream.
+        expect: layout the caller relies on, e.g. ``{"width": 256, "height": 192}``; a shard with
+            another layout raises a ValueError naming it.
+    Raises:
+        FileNotFoundError naming the manifest and the first missing shard; ValueError when the
+        manifest has no usable frame.
+    """
+
+    def __init__(self, manifest: str | os.PathLike, config: DataConfig | None = None, *, seed: int = 0,
+                 expect: dict[str, int] | None = None) -> None:
+        self.manifest = Path(manifest)
+        self.config = config or DataConfig()
+        self.seed, self.epoch = int(seed), 0
+        df = read_manifest(self.manifest)
+        self.frames = df[df.status == "ok"].reset_index(drop=True)
+        if self.frames.empty:
+            raise ValueError(f"{self.manifest}: no usable frame ({len(df)} rows, all skipped); "
+                             f"check the prepare logs for the skip reasons")
+        names = sorted(set(self.frames.shard))
+        self._paths = [self.manifest.parent / name for name in names]
+        missing = [p for p in self._paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"{self.manifest} lists {len(missing)} shard(s) that do not exist, first "
+                                    f"{missing[0]}; rerun the prepare job of that scene")
+        index = {name: i for i, name in enumerate(names)}
+        self._shard = self.frames.shard.map(index).to_numpy(np.int64)
+        self._row = self.frames.row.to_numpy(np.int64)
+        self._expect = dict(expect or {})
+        self._readers: dict[int, ShardReader] = {}
+        layout = self._reader(0).layout
+        self.width, self.height = layout.width, layout.height
+        self._close()  # workers start without inherited HDF5 handles
+
+    def _close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_readers"] = {}
+        return state
+
+    def _reader(self, shard: int) -> ShardReader:
+        reader = self._readers.get(shard)
+        if reader is None:
+            reader = ShardReader(self._paths[shard])
+            layout = reader.layout  # opens the file and checks the schema version
+            for key, want in self._expect.items():
+                if getattr(layout, key) != want:
+                    raise ValueError(f"shard {reader.path}: {key} is {getattr(layout, key)}, expected {want} "
+                                     f"(all shards of a run must share one virtual camera); re-prepare it")
+            self._readers[shard] = reader
+        return reader
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random stream of ``epoch`` (call before iterating a DataLoader for it)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """Item ``i``: image (3, H, W) normalised; intrinsics (4,) normalised; near_points (N, 3) and
+        near_labels (N,) float {0, 1}; far_points (M, 3); depth (H, W) sensor metres, NaN holes;
+        index () int64."""
+        reader, row = self._reader(int(self._shard[i])), int(self._row[i])
+        f = reader.read(row, _FIELDS)
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        cfg = self.config
+        if not f["near_surface_valid"].any() or not f["non_surface_valid"].any():
+            raise ValueError(f"shard {reader.path} row {row}: no valid near- or non-surface point, yet the "
+                             f"manifest {self.manifest} marks it ok; re-prepare that scene")
+        near = _draw(rng, f["near_surface_valid"], cfg.near_points)
+        far = _draw(rng, f["non_surface_valid"], cfg.non_points)
+        image, depth = f["image"], f["depth"]
+        points, labels = f["near_surface_points"][near], f["near_surface_labels"][near]
+        far_points = f["non_surface_points"][far]
+        fx, fy, cx, cy = (float(v) for v in f["intrinsics"])
+        if cfg.augment and rng.random() < 0.5:  # mirror: x → −x, cx → W − cx (pixel-edge convention)
+            image, depth = image[:, :, ::-1], depth[:, ::-1]
+            points, far_points = points * [-1, 1, 1], far_points * [-1, 1, 1]
+            cx = self.width - cx
+        k = normalised_intrinsics(fx, fy, cx, cy, self.width, self.height)
+        return {
+            "image": image_to_tensor(image),
+            "intrinsics": torch.tensor(k, dtype=torch.float32),
+            "near_points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
+            "near_labels": torch.from_numpy(labels.astype(np.float32)),
+            "far_points": torch.from_numpy(np.ascontiguousarray(far_points, dtype=np.float32)),
+            "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32)),
+            "index": torch.tensor(int(i), dtype=torch.int64),
+        }
+
+
+def collate(items: list[dict[str, torch.Tensor]]) -> Batch:
+    """Stack items into a :class:`dgs_core.losses.Batch` (the ``index`` entries are dropped)."""
+    stack = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "index"}
+    return Batch(images=stack["image"], intrinsics=stack["intrinsics"], near_points=stack["near_points"],
+                 near_labels=stack["near_labels"], far_points=stack["far_points"], depth=stack["depth"])
+
+
+class ResumableSampler(Sampler[int]):
+    """This rank's share of an epoch's permutation, from an offset, for exact resume under DDP.
+
+    The permutation of epoch e is ``default_rng([seed, e]).permutation(n)`` (identity without
+    shuffling); rank r of W takes every W-th entry starting at r, truncated so all ranks get
+    ``n // W`` items; ``set_epoch(e, start)`` skips the first ``start`` of them (already consumed).
+    """
+
+    def __init__(self, n: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"ResumableSampler: rank must lie in [0, {world_size}), found {rank}")
+        if n < world_size:
+            raise ValueError(f"ResumableSampler: {n} frames cannot be split across {world_size} ranks")
+        self.n, self.seed, self.shuffle = int(n), int(seed), bool(shuffle)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.per_rank = self.n // self.world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate epoch ``epoch`` from this rank's ``start``-th index on."""
+        if not 0 <= start <= self.per_rank:
+            raise ValueError(f"ResumableSampler: start must lie in [0, {self.per_rank}], found {start}")
+        self.epoch, self.start = int(epoch), int(start)
+
+    def __iter__(self) -> Iterator[int]:
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle
+                 else np.arange(self.n))
+        mine = order[self.rank:self.per_rank * self.world_size:self.world_size]
+        return iter(mine[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
+def make_loader(dataset: ShardDataset, batch_size: int, *, sampler: ResumableSampler, workers: int) -> DataLoader:
+    """Batches of ``batch_size`` (per rank) items in ``sampler``'s order; incomplete last batch dropped."""
+    if batch_size > sampler.per_rank:
+        raise ValueError(f"{dataset.manifest}: batch size {batch_size} per rank exceeds the {sampler.per_rank} "
+                         f"frames each of {sampler.world_size} rank(s) gets; lower the batch size")
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, drop_last=True)

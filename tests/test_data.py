@@ -1,0 +1,123 @@
+"""dgs_core.data on prepared generated scenes: items, determinism, mirroring, samplers, bad input."""
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dgs_core.data import (IMAGE_MEAN, IMAGE_STD, DataConfig, ResumableSampler, ShardDataset, image_to_tensor,
+                           make_loader)
+from dgs_core.geometry import project
+from pipeline.shards import SchemaError, ShardReader
+
+
+def shard_row(ds: ShardDataset, i: int) -> dict:
+    frame = ds.frames.iloc[i]
+    with ShardReader(ds.manifest.parent / frame.shard) as r:
+        return r.read(int(frame.row))
+
+
+def test_item_draws_valid_points_of_its_frame(prepared_tiny) -> None:
+    ds = ShardDataset(prepared_tiny.manifest("scannet", "train"), DataConfig(near_points=100, non_points=20))
+    item, row = ds[3], shard_row(ds, 3)
+    assert item["image"].shape == (3, 48, 64) and item["depth"].shape == (48, 64)
+    # 64×48 at f = 57.6 with a centred principal point is the protocol camera: (1.8, 2.4, 0, 0).
+    assert torch.allclose(item["intrinsics"], torch.tensor([1.8, 2.4, 0.0, 0.0]), atol=1e-6)
+    pts = row["near_surface_points"][row["near_surface_valid"]]
+    labels = row["near_surface_labels"][row["near_surface_valid"]]
+    # every drawn point is one of the frame's valid points, with that point's label, none twice
+    match = (item["near_points"].numpy()[:, None, :] == pts[None]).all(-1)
+    assert (match.sum(1) == 1).all()
+    assert np.array_equal(item["near_labels"].numpy(), labels[match.argmax(1)].astype(np.float32))
+    assert len(np.unique(match.argmax(1))) == 100
+    far = row["non_surface_points"][row["non_surface_valid"]]
+    assert ((item["far_points"].numpy()[:, None, :] == far[None]).all(-1).sum(1) == 1).all()
+    np.testing.assert_array_equal(item["depth"].numpy(), row["depth"])
+
+
+def test_image_normalisation_is_invertible() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (3, 5, 7), dtype=np.uint8)
+    x = image_to_tensor(img)
+    back = x * torch.tensor(IMAGE_STD).view(3, 1, 1) + torch.tensor(IMAGE_MEAN).view(3, 1, 1)
+    np.testing.assert_allclose(back.numpy() * 255, img, atol=1e-4)
+
+
+def test_items_depend_on_seed_epoch_and_index_only(prepared_tiny) -> None:
+    path = prepared_tiny.manifest("scannet", "train")
+    a, b = ShardDataset(path, seed=1), ShardDataset(path, seed=1)
+    assert torch.equal(a[2]["near_points"], b[2]["near_points"])
+    _ = b[5]  # reading other items first changes nothing
+    assert torch.equal(a[4]["far_points"], b[4]["far_points"])
+    b.set_epoch(1)
+    assert not torch.equal(a[2]["near_points"], b[2]["near_points"])
+    assert not torch.equal(a[2]["near_points"], ShardDataset(path, seed=2)[2]["near_points"])
+
+
+def test_mirroring_keeps_points_on_their_pixels(prepared_tiny) -> None:
+    path = prepared_tiny.manifest("scannet", "train")
+    plain, mirrored = ShardDataset(path), ShardDataset(path, DataConfig(augment=True))
+    flipped = [i for i in range(len(plain))
+               if not torch.equal(plain[i]["near_points"], mirrored[i]["near_points"])]
+    assert 0 < len(flipped) < len(plain)  # a coin per item
+    i = flipped[0]
+    p, m = plain[i], mirrored[i]
+    assert torch.equal(m["image"], p["image"].flip(-1)) and torch.equal(m["depth"].nan_to_num(), p["depth"].flip(-1).nan_to_num())
+    uv_p = project(p["near_points"][None], p["intrinsics"][None])[0]
+    uv_m = project(m["near_points"][None], m["intrinsics"][None])[0]
+    assert torch.allclose(uv_m[:, 0], -uv_p[:, 0], atol=1e-5) and torch.allclose(uv_m[:, 1], uv_p[:, 1], atol=1e-5)
+
+
+def test_sampler_splits_an_epoch_across_ranks_and_resumes() -> None:
+    ranks = [list(ResumableSampler(10, seed=3, rank=r, world_size=3)) for r in range(3)]
+    flat = sum(ranks, [])
+    assert len(flat) == 9 and len(set(flat)) == 9 and all(len(r) == 3 for r in ranks)
+    s = ResumableSampler(10, seed=3)
+    s.set_epoch(2)
+    full = list(s)
+    assert sorted(full) == list(range(10))
+    s.set_epoch(2, start=4)
+    assert list(s) == full[4:] and len(s) == 6
+    s.set_epoch(3)
+    assert list(s) != full
+    with pytest.raises(ValueError, match="rank"):
+        ResumableSampler(10, rank=2, world_size=2)
+
+
+def test_loader_workers_give_the_same_batches(prepared_tiny) -> None:
+    ds = ShardDataset(prepared_tiny.manifest("scannet", "train"), DataConfig(near_points=64, non_points=16))
+    batches = []
+    for workers in (0, 2):
+        sampler = ResumableSampler(len(ds), seed=0)
+        sampler.set_epoch(1, start=2)
+        ds.set_epoch(1)
+        batches.append(list(make_loader(ds, 3, sampler=sampler, workers=workers)))
+    assert len(batches[0]) == (len(ds) - 2) // 3
+    for x, y in zip(*batches):
+        assert x.images.shape == (3, 3, 48, 64) and x.near_points.shape == (3, 64, 3)
+        assert torch.equal(x.near_points, y.near_points) and torch.equal(x.images, y.images)
+
+
+def test_bad_inputs_name_the_file(prepared_tiny, tmp_path) -> None:
+    src = prepared_tiny.manifest("scannet", "val").parent
+    dst = tmp_path / "val"
+    shutil.copytree(src, dst)
+    manifest = dst / "manifest.parquet"
+    shard = dst / pd.read_parquet(manifest).shard.iloc[0]
+    with pytest.raises(ValueError, match="width is 64, expected 256"):
+        ShardDataset(manifest, expect={"width": 256})
+    with h5py.File(shard, "r+") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(SchemaError, match=str(shard)):
+        ShardDataset(manifest)
+    shard.unlink()
+    with pytest.raises(FileNotFoundError, match="shard"):
+        ShardDataset(manifest)
+    df = pd.read_parquet(manifest)
+    df["status"] = "skipped"
+    df.to_parquet(manifest)
+    with pytest.raises(ValueError, match="no usable frame"):
+        ShardDataset(manifest)
