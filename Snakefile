@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -1,0 +1,247 @@
+"""Inference: the trained field on the 128³ evaluation grid of every test frame (SPEC §5, issue 4).
+
+The grid spans the camera-space bounding box ``[box_min, box_max]`` of the frame's ground-truth
+visible mesh, split into ``resolution`` cells per axis that tile the box exactly:
+
+    cell   = (box_max − box_min) / resolution
+    origin = box_min + cell / 2                     (the centre of cell (0, 0, 0))
+    occupancy[i, j, k] = o(origin + (i, j, k) · cell)    axis 0 = camera x, 1 = y, 2 = z
+
+which is the convention of :func:`benchmark.extract.extract_mesh` (value at the cell centre, vertex
+= origin + fractional index · cell, no half-cell offset). Cells whose centre is outside the frustum
+(``|u| > 1`` or ``|v| > 1`` or ``z ≤ z_near``) are free (0) and are never sent to the network.
+Occupancy follows SPEC §1: 1 = occupied, 0 = free.
+
+Output of :func:`predict_manifest` (docs/inference.md): ``<out>/<dataset>/<scene_id>/<frame:06d>.npz``
+with ``occupancy`` (X, Y, Z) float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera
+frame, metres), ``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once every frame is there.
+
+    python -m dgs_core.infer --checkpoint C --manifest M --root DATASET_ROOT --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dgs_core.data import image_to_tensor
+from dgs_core.geometry import normalised_intrinsics
+from pipeline.ground_truth import visible_mesh
+from pipeline.manifest import read_manifest
+from pipeline.shards import ShardReader
+
+RESOLUTION = 128
+"""Cells per axis of the evaluation grid (SPEC §5)."""
+BATCH_POINTS = 1 << 15
+"""Query points per network call: ~0.4 GB of activations for the release model (1280 latent channels)."""
+Z_NEAR = 0.05
+"""Near plane (m) of the frustum; the prepare stage's ``pipeline.frames.PrepareConfig.z_near``."""
+_FIELDS = ("scene_id", "frame_index", "image", "intrinsics", "world_to_camera", "visible_faces")
+
+
+def grid_geometry(box_min: np.ndarray, box_max: np.ndarray, resolution: int = RESOLUTION
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Origin (centre of cell 0) and cell size of the grid tiling a box; (3,) float64 metres each.
+
+    Raises ValueError when the box is empty or flat along an axis (no grid can span it).
+    """
+    lo = np.asarray(box_min, dtype=np.float64).reshape(3)
+    hi = np.asarray(box_max, dtype=np.float64).reshape(3)
+    if resolution < 2:
+        raise ValueError(f"dgs_core.infer: resolution must be at least 2 cells per axis, got {resolution}")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
+        raise ValueError(f"dgs_core.infer: the grid box must have box_max > box_min on every axis, found "
+                         f"box_min {lo.tolist()} box_max {hi.tolist()}; a flat or empty visible mesh "
+                         "cannot bound an evaluation grid")
+    cell = (hi - lo) / resolution
+    return lo + cell / 2, cell
+
+
+def frustum_mask(origin: np.ndarray, cell: np.ndarray, resolution: int, intrinsics: Sequence[float],
+                 z_near: float = Z_NEAR) -> np.ndarray:
+    """(X, Y, Z) bool: the cell centre lies in the frustum ``|u| ≤ 1, |v| ≤ 1, z > z_near``.
+
+    ``intrinsics`` are normalised ``(a_u, a_v, c_u, c_v)``. ``u`` depends on (x, z) only and ``v`` on
+    (y, z), so the test is two 2-D tables broadcast to 3-D (no per-cell projection).
+    """
+    axes = [origin[d] + np.arange(resolution) * cell[d] for d in range(3)]
+    x, y, z = axes
+    front = z > z_near
+    z_safe = np.where(front, z, 1.0)
+    a_u, a_v, c_u, c_v = (float(t) for t in intrinsics)
+    in_u = (np.abs(a_u * x[:, None] / z_safe[None, :] + c_u) <= 1.0) & front[None, :]  # (X, Z)
+    in_v = np.abs(a_v * y[:, None] / z_safe[None, :] + c_v) <= 1.0                     # (Y, Z)
+    return in_u[:, None, :] & in_v[None, :, :]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
+                 box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
+                 device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Occupancy of one frame on the evaluation grid (module docstring for the convention).
+
+    Args:
+        net: a DGSNet (anything with ``encode(images).features`` and ``query(features, points,
+            intrinsics) -> logits``), already on ``device`` and in eval mode.
+        image: (3, H, W) uint8 RGB.
+        intrinsics_px: (4,) fx, fy, cx, cy in pixels of that image (OpenCV).
+        box_min, box_max: (3,) camera frame, metres: the box the grid tiles.
+        resolution: cells per axis.
+        batch_points: query points per network call.
+        amp: on CUDA, run the network under bfloat16 autocast (ignored on CPU).
+        z_near: near plane (m) of the frustum.
+    Returns:
+        occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
+        cell (3,) float64, camera frame, metres.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"dgs_core.infer.predict_grid: image must be (3, H, W) uint8 RGB, found "
+                         f"{image.dtype} {image.shape}")
+    height, width = image.shape[1:]
+    origin, cell = grid_geometry(box_min, box_max, resolution)
+    norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
+    inside = np.flatnonzero(frustum_mask(origin, cell, resolution, norm, z_near))
+    occupancy = np.zeros(resolution ** 3, dtype=np.float32)
+    device = torch.device(device)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
+                else contextlib.nullcontext())
+    intrinsics = torch.tensor([norm], dtype=torch.float32, device=device)
+    with torch.inference_mode(), autocast:
+        features = net.encode(image_to_tensor(image)[None].to(device)).features
+        for start in range(0, len(inside), batch_points):
+            ids = inside[start:start + batch_points]
+            ijk = np.stack(np.unravel_index(ids, (resolution,) * 3), axis=1)
+            points = torch.from_numpy((origin + ijk * cell).astype(np.float32))[None].to(device)
+            logits = net.query(features, points, intrinsics)
+            occupancy[ids] = torch.sigmoid(logits.float())[0].cpu().numpy()
+    return occupancy.reshape((resolution,) * 3), origin, cell
+
+
+def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:
+    """``<out_dir>/<dataset>/<scene_id>/<frame_index:06d>.npz`` (INTERFACES §5)."""
+    return Path(out_dir) / dataset / scene_id / f"{int(frame_index):06d}.npz"
+
+
+def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray) -> Path:
+    """Write one frame's grid atomically (``<name>.partial`` then rename); occupancy stored as float16."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, occupancy=occupancy.astype(np.float16),
+                            origin=np.asarray(origin, dtype=np.float64), cell=np.asarray(cell, dtype=np.float64))
+    os.replace(tmp, path)
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    # A per-process temporary name: the scannet and matterport jobs both write method.json.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
+                   out_dir: str | os.PathLike, *, resolution: int = RESOLUTION,
+                   batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False
+                   ) -> list[Path]:
+    """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept).
+
+    Args:
+        net: the model, on ``device``, in eval mode.
+        manifest: a merged test manifest of ONE dataset (``shard`` paths relative to its folder).
+        dataset_root: that dataset's root (the scene meshes bound each frame's grid).
+    Returns:
+        the frame files, in manifest order; ``<out_dir>/<dataset>/done`` is written after the last.
+    """
+    manifest = Path(manifest)
+    frames = read_manifest(manifest)
+    frames = frames[frames["status"] == "ok"]
+    datasets = frames["dataset"].unique().tolist()
+    if len(datasets) != 1:
+        raise ValueError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
+                         f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
+    readers: dict[str, ShardReader] = {}
+    paths = []
+    for row in tqdm(frames.itertuples(index=False), total=len(frames), desc=f"predict {datasets[0]}", unit="frame"):
+        path = frame_path(out_dir, row.dataset, row.scene_id, row.frame_index)
+        paths.append(path)
+        if path.exists():
+            continue
+        reader = readers.setdefault(row.shard, ShardReader(manifest.parent / row.shard))
+        rec = reader.read(int(row.row), fields=_FIELDS)
+        if (rec["scene_id"], rec["frame_index"]) != (row.scene_id, row.frame_index):
+            raise ValueError(f"dgs_core.infer: manifest {manifest} says {row.shard} row {row.row} is "
+                             f"{row.scene_id} frame {row.frame_index}, the shard holds {rec['scene_id']} "
+                             f"frame {rec['frame_index']}; re-merge the manifest (python -m pipeline.manifest merge)")
+        vertices, _ = visible_mesh(row.dataset, dataset_root, row.scene_id, rec["visible_faces"], rec["world_to_camera"])
+        if len(vertices) == 0:
+            raise ValueError(f"dgs_core.infer: {row.dataset} {row.scene_id} frame {row.frame_index} "
+                             f"({reader.path} row {row.row}) has no visible faces, so no grid box")
+        grid = predict_grid(net, rec["image"], rec["intrinsics"], vertices.min(axis=0), vertices.max(axis=0),
+                            resolution, batch_points=batch_points, device=device, amp=amp)
+        write_grid(path, *grid)
+    for reader in readers.values():
+        reader.close()
+    _write_text(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
+    return paths
+
+
+def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
+                     out_dir: str | os.PathLike, *, name: str | None = None, resolution: int = RESOLUTION,
+                     batch_points: int = BATCH_POINTS, device: str = "auto", amp: bool = False) -> list[Path]:
+    """Load a checkpoint and run :func:`predict_frames`; also writes ``<out_dir>/method.json``.
+
+    ``name`` (the method's name in reports) defaults to the checkpoint's folder, i.e. the experiment
+    of ``<work>/models/<experiment>/final.pt``.
+    """
+    from dgs_core.checkpoint import load_model  # the training stage's module; only needed here
+
+    dev = resolve_device(device)
+    net, _ = load_model(checkpoint, map_location=dev)
+    net = net.to(dev).eval()
+    method = {"name": name or Path(checkpoint).resolve().parent.name, "kind": "grid",
+              "checkpoint": str(checkpoint), "resolution": resolution}
+    _write_text(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
+    return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
+                          batch_points=batch_points, device=dev, amp=amp)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dgs_core.infer", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (dgs_core.checkpoint format)")
+    p.add_argument("--manifest", required=True, help="merged test manifest of one dataset")
+    p.add_argument("--root", required=True, help="that dataset's root folder (scene meshes)")
+    p.add_argument("--out", required=True, help="method folder: <out>/<dataset>/<scene>/<frame>.npz")
+    p.add_argument("--name", default=None, help="method name (default: the checkpoint's folder name)")
+    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    a = p.parse_args(argv)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    paths = predict_manifest(a.checkpoint, a.manifest, a.root, a.out, name=a.name, resolution=a.resolution,
+                             batch_points=a.batch_points, device=a.device, amp=a.amp)
+    print(f"dgs_core.infer: {len(paths)} frames in {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+# Inference (issue 4): a trained experiment's occupancy grids on one dataset's test frames, one
+# `.npz` per frame (dgs_core.infer; docs/inference.md). The evaluate stage meshes and scores them.
+# The job is resumable: frames already written are kept, `done` appears once all are there.
+
+
+rule predict:
+    """Run models/{experiment}/final.pt on the 128³ grid of every ok test frame of {dataset}."""
+    input:
+        model=WORK / "models" / "{experiment}" / "final.pt",
+        manifest=WORK / "{dataset}" / "test" / "manifest.parquet",
+    output:
+        WORK / "predictions" / "{experiment}" / "{dataset}" / "done",
+    log:
+        LOGS / "predict" / "{experiment}" / "{dataset}.log",
+    benchmark:
+        LOGS / "benchmarks" / "predict" / "{experiment}" / "{dataset}.tsv"
+    wildcard_constraints:
+        dataset="scannet|matterport",
+    threads: 4
+    params:
+        root=lambda wc: dataset_root(wc.dataset),
+        out=lambda wc: WORK / "predictions" / wc.experiment,
+    shell:
+        "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
+        " --root {params.root} --out {params.out} --name {wildcards.experiment}"
+        " --device auto --threads {threads} > {log} 2>&1"
