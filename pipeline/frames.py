@@ -29,6 +29,7 @@ import open3d as o3d
 from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_valid,
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
 from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
+from pipeline.geometry.raster import depth_maps_raster
 from pipeline.geometry.resample import resample_color, resample_depth
 from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits
 from pipeline.sample import FrameSample
@@ -54,9 +55,12 @@ class PrepareConfig:
         often in front of the shell and would cut the amodal depth short; add them if you want that.
     face_sampling: "area" (area-weighted) or "uniform" (faces picked uniformly as in the release;
         zero-area faces are never picked in either mode).
-    amodal_method: "first_hits" (a first-hit cast on all faces, one on the structure-only BVH, and
+    amodal_method: how rendered and amodal depth are computed, all with the same result (to float32
+        rounding): "raster" (one Numba pass rasterising every face in view into nearest, nearest-
+        structure and farthest z-buffers with the exact ray-triangle test; fastest, docs/geometry.md),
+        "first_hits" (Embree: a first-hit cast on all faces, one on the structure-only BVH, and
         re-casting past each hit only for rays that meet no structure) or "list" (Embree
-        list_intersections); same result, "first_hits" measured faster (docs/geometry.md).
+        list_intersections).
     min_box_pixels: fewer valid sensor-depth pixels than this → the rendered depth defines the box.
     min_non_surface_fraction: frames filling less than this fraction of M are skipped
         ("too_few_samples"); between it and M the rest is padding with valid = False.
@@ -78,7 +82,7 @@ class PrepareConfig:
     box_widen: float = 0.05
     structure_labels: tuple[int, ...] = (1, 2, 8, 9, 22)
     face_sampling: str = "area"
-    amodal_method: str = "first_hits"
+    amodal_method: str = "raster"
     min_box_pixels: int = 64
     min_non_surface_fraction: float = 0.25
     max_rounds: int = 8
@@ -87,7 +91,7 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("exclusion", ("samples", "mesh")), ("face_sampling", ("area", "uniform")),
-                              ("amodal_method", ("first_hits", "list"))):
+                              ("amodal_method", ("raster", "first_hits", "list"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PrepareConfig: {name} must be one of {allowed}, found "
                                  f"{getattr(self, name)!r}; fix the 'prepare' section of the config")
@@ -228,11 +232,15 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
             depth = resample_depth(frame.depth, frame.depth_intrinsics, w, h, k_v)
 
     with _timed(timings, "raycasting"):
-        dirs = pixel_directions(w, h, k_v) @ t_wc[:3, :3].T
-        if cfg.amodal_method == "first_hits":
-            rendered, amodal = depth_maps_first_hits(scene, t_wc[:3, 3], dirs, nthreads=cfg.raycast_threads)
+        if cfg.amodal_method == "raster":
+            rendered, amodal = depth_maps_raster(scene.vertices, scene.faces, scene.structure, t_cw, k_v, w, h)
         else:
-            rendered, amodal = depth_maps_listed(scene, t_wc[:3, 3], dirs)
+            dirs = pixel_directions(w, h, k_v) @ t_wc[:3, :3].T
+            if cfg.amodal_method == "first_hits":
+                rendered, amodal = depth_maps_first_hits(scene, t_wc[:3, 3], dirs,
+                                                         nthreads=cfg.raycast_threads)
+            else:
+                rendered, amodal = depth_maps_listed(scene, t_wc[:3, 3], dirs)
 
     with _timed(timings, "culling"):
         box = _visibility_box(depth, rendered, k_v, t_wc, cfg)

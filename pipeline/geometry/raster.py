@@ -1,0 +1,177 @@
+"""Rendered and amodal depth by rasterising the mesh into three z-buffers in one pass (SPEC §4).
+
+For every pixel ray of the virtual camera (pixel centres at integer + 0.5, direction (x/z, y/z, 1)
+in the camera frame, so a hit's ray parameter t *is* its z-depth) the kernel keeps the nearest hit
+over all faces, the nearest hit over structure faces and the farthest hit over all faces; the
+amodal depth is min(first structure hit, farthest hit), exactly as ``depth_maps_listed`` defines it
+with Embree's ``list_intersections``. The hit test is the exact ray–triangle test in float64 camera
+coordinates, not a screen-space approximation: a pixel is inside a face iff the three edge planes
+through the camera centre, n_ab = p_a × p_b, give d·n_ab of one sign (zero counts as inside). A
+shared edge yields exactly negated values in its two faces, so no ray slips through a mesh
+(watertight); faces crossing the camera plane are clipped only to bound the pixels tested.
+Depths are z-depths in metres, NaN where the ray meets nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_Z_CLIP = 1e-6  # metres: the part of a face closer than this to the camera plane is not bounded
+_PAD = 1e-3     # pixels: the tested box is this much larger than the projected face (rounding)
+
+
+@njit(cache=True)
+def _camera_vertices(vertices: np.ndarray, rotation_cw: np.ndarray, translation_cw: np.ndarray,
+                     fx: float, fy: float, cx: float, cy: float, width: int,
+                     height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame vertices (V, 3) float64 and their outcodes (V,) uint8.
+
+    Outcode bits: 1 = z ≤ _Z_CLIP, 2/4 = left/right of the image, 8/16 = above/below it, each by
+    more than one pixel, tested as half-spaces through the camera centre so they hold for any z.
+    """
+    n = vertices.shape[0]
+    cam = np.empty((n, 3))
+    code = np.zeros(n, dtype=np.uint8)
+    for i in range(n):
+        for a in range(3):
+            cam[i, a] = (rotation_cw[a, 0] * vertices[i, 0] + rotation_cw[a, 1] * vertices[i, 1]
+                         + rotation_cw[a, 2] * vertices[i, 2] + translation_cw[a])
+        x, y, z = cam[i, 0], cam[i, 1], cam[i, 2]
+        c = 0
+        if z <= _Z_CLIP:
+            c |= 1
+        if fx * x + (cx + 1.0) * z < 0.0:
+            c |= 2
+        if fx * x + (cx - width - 1.0) * z > 0.0:
+            c |= 4
+        if fy * y + (cy + 1.0) * z < 0.0:
+            c |= 8
+        if fy * y + (cy - height - 1.0) * z > 0.0:
+            c |= 16
+        code[i] = c
+    return cam, code
+
+
+@njit(cache=True)
+def _pixel_box(p: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int,
+               height: int) -> tuple[int, int, int, int]:
+    """Pixel range (j0, j1, i0, i1), inclusive, whose centres may see the face p (3, 3) camera.
+
+    The face is clipped to z ≥ _Z_CLIP first (vertices in front, plus edge crossings of that plane),
+    so faces reaching behind the camera get a finite box; empty when j0 > j1 or i0 > i1.
+    """
+    xmin, xmax, ymin, ymax = np.inf, -np.inf, np.inf, -np.inf
+    for k in range(3):
+        a = p[k]
+        b = p[(k + 1) % 3]
+        for q in range(2):  # the vertex a if in front, then the crossing of edge a→b if any
+            if q == 0:
+                if a[2] <= _Z_CLIP:
+                    continue
+                x, y, z = a[0], a[1], a[2]
+            else:
+                if (a[2] > _Z_CLIP) == (b[2] > _Z_CLIP):
+                    continue
+                s = (_Z_CLIP - a[2]) / (b[2] - a[2])
+                x, y, z = a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1]), _Z_CLIP
+            u = fx * x / z + cx
+            v = fy * y / z + cy
+            xmin, xmax = min(xmin, u), max(xmax, u)
+            ymin, ymax = min(ymin, v), max(ymax, v)
+    # Centre j + 0.5 in [xmin, xmax]  <=>  j in [ceil(xmin − 0.5), floor(xmax − 0.5)].
+    j0 = int(np.ceil(max(xmin - 0.5 - _PAD, -1.0)))
+    j1 = int(np.floor(min(xmax - 0.5 + _PAD, width)))
+    i0 = int(np.ceil(max(ymin - 0.5 - _PAD, -1.0)))
+    i1 = int(np.floor(min(ymax - 0.5 + _PAD, height)))
+    return max(j0, 0), min(j1, width - 1), max(i0, 0), min(i1, height - 1)
+
+
+@njit(cache=True)
+def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
+                     rotation_cw: np.ndarray, translation_cw: np.ndarray, fx: float, fy: float,
+                     cx: float, cy: float, width: int,
+                     height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest, nearest-structure and farthest hit depth per pixel, each (height, width) float64.
+
+    vertices (V, 3) float64 world metres; faces (F, 3) int vertex ids (any winding); structure (F,)
+    bool; rotation_cw (3, 3), translation_cw (3,) world → camera (OpenCV); fx, fy, cx, cy pixels.
+    A hit counts where t > 0. No hit: +inf (nearest) and −inf (farthest). Zero-area faces never hit.
+    """
+    cam, code = _camera_vertices(vertices, rotation_cw, translation_cw, fx, fy, cx, cy, width, height)
+    near = np.full((height, width), np.inf)
+    near_structure = np.full((height, width), np.inf)
+    far = np.full((height, width), -np.inf)
+    xs = (np.arange(width) + 0.5 - cx) / fx
+    ys = (np.arange(height) + 0.5 - cy) / fy
+    p = np.empty((3, 3))
+    edge = np.empty((3, 3))  # edge[k] = p[k+1] × p[k+2]: the plane of the edge opposite vertex k
+    for f in range(faces.shape[0]):
+        ia, ib, ic = faces[f, 0], faces[f, 1], faces[f, 2]
+        if code[ia] & code[ib] & code[ic]:
+            continue  # all three vertices beyond one frustum plane (or all behind the camera)
+        for a in range(3):
+            p[0, a], p[1, a], p[2, a] = cam[ia, a], cam[ib, a], cam[ic, a]
+        j0, j1, i0, i1 = _pixel_box(p, fx, fy, cx, cy, width, height)
+        if j0 > j1 or i0 > i1:
+            continue
+        for k in range(3):
+            a, b = p[(k + 1) % 3], p[(k + 2) % 3]
+            edge[k, 0] = a[1] * b[2] - a[2] * b[1]
+            edge[k, 1] = a[2] * b[0] - a[0] * b[2]
+            edge[k, 2] = a[0] * b[1] - a[1] * b[0]
+        # Face normal from differences (accurate far from the camera) and the plane offset n·p0.
+        e1x, e1y, e1z = p[1, 0] - p[0, 0], p[1, 1] - p[0, 1], p[1, 2] - p[0, 2]
+        e2x, e2y, e2z = p[2, 0] - p[0, 0], p[2, 1] - p[0, 1], p[2, 2] - p[0, 2]
+        nx, ny, nz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
+        offset = nx * p[0, 0] + ny * p[0, 1] + nz * p[0, 2]
+        zlo = min(p[0, 2], min(p[1, 2], p[2, 2]))
+        zhi = max(p[0, 2], max(p[1, 2], p[2, 2]))
+        is_structure = structure[f]
+        for i in range(i0, i1 + 1):
+            y = ys[i]
+            r0 = edge[0, 1] * y + edge[0, 2]
+            r1 = edge[1, 1] * y + edge[1, 2]
+            r2 = edge[2, 1] * y + edge[2, 2]
+            rn = ny * y + nz
+            for j in range(j0, j1 + 1):
+                x = xs[j]
+                s0 = edge[0, 0] * x + r0
+                s1 = edge[1, 0] * x + r1
+                s2 = edge[2, 0] * x + r2
+                if not ((s0 >= 0.0 and s1 >= 0.0 and s2 >= 0.0) or (s0 <= 0.0 and s1 <= 0.0 and s2 <= 0.0)):
+                    continue
+                den = nx * x + rn
+                if den == 0.0:
+                    continue  # the ray lies in the face's plane (or the face has no area)
+                # The hit's z is a convex combination of the vertex z: clamp rounding of edge-on faces.
+                t = min(max(offset / den, zlo), zhi)
+                if t <= 0.0:
+                    continue
+                if t < near[i, j]:
+                    near[i, j] = t
+                if t > far[i, j]:
+                    far[i, j] = t
+                if is_structure and t < near_structure[i, j]:
+                    near_structure[i, j] = t
+    return near, near_structure, far
+
+
+def depth_maps_raster(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
+                      world_to_camera: np.ndarray, intrinsics: np.ndarray, width: int,
+                      height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rendered (nearest hit) and amodal depth, each (height, width) float32 metres, NaN = no hit.
+
+    vertices (V, 3) float64 world; faces (F, 3) int; structure (F,) bool; world_to_camera (4, 4)
+    float64; intrinsics (4,) fx, fy, cx, cy pixels. Amodal = min(first structure hit, farthest hit).
+    """
+    t_cw = np.asarray(world_to_camera, dtype=np.float64)
+    fx, fy, cx, cy = (float(a) for a in intrinsics)
+    near, near_structure, far = rasterise_depths(
+        vertices, faces, structure, np.ascontiguousarray(t_cw[:3, :3]),
+        np.ascontiguousarray(t_cw[:3, 3]), fx, fy, cx, cy, int(width), int(height))
+    amodal = np.minimum(near_structure, far)
+
+    def finite(d: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(d), d, np.nan).astype(np.float32)
+
+    return finite(near), finite(amodal)
