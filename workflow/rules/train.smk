@@ -1,16 +1,77 @@
-# Training (issue 6). The rule already wires the inputs the trainer consumes, so `snakemake -n
-# train_dgs` shows the preparation it depends on; the trainer itself has not landed yet and the
-# job says so instead of failing obscurely.
+# Training (issue 6): `python -m dgs_core.train` (or torchrun with train.nproc processes) on the
+# prepared ScanNet train split, validating on val. A run folder WORK/models/<experiment>/ holds the
+# config, scalars.csv, tb/, checkpoints/ and final.pt; a killed job resumes from its newest
+# checkpoint when rerun (--resume auto). docs/training.md.
+
+
+def train_configs(experiment):
+    """Experiment files of a run: the overlay (train.overlay, e.g. tiny) first, then the mode file."""
+    overlay = config["train"]["overlay"]
+    files = [f"config/experiments/{overlay}.yaml"] if overlay else []
+    return files + [f"config/experiments/{experiment}.yaml"]
+
+
+def train_launcher():
+    """One process, or torchrun with train.nproc processes (DDP; the global batch is split)."""
+    n = config["train"]["nproc"]
+    if n == 1:
+        return "python -m dgs_core.train"
+    return f"torchrun --standalone --nproc_per_node {n} -m dgs_core.train"
+
+
+TRAIN_COMMAND = (
+    "{params.launcher} --config {input.configs} --train-manifest {input.train}"
+    " --val-manifest {input.val} --out {params.out} --resume auto --device {params.device}"
+    " --threads {threads} > {log} 2>&1"
+)
 
 
 rule train_dgs:
-    """Train the DGS model on the prepared ScanNet train/val shards (not available yet: issue 6)."""
+    """Train the configured experiment (train.experiment, default dgs) into models/dgs/final.pt,
+    the model the evaluation uses."""
     input:
         train=lambda wc: scannet_split_manifest("train"),
         val=lambda wc: scannet_split_manifest("val"),
+        configs=train_configs(config["train"]["experiment"]),
     output:
         WORK / "models" / "dgs" / "final.pt",
     log:
-        LOGS / "train_dgs.log",
+        LOGS / "train" / "dgs.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "dgs.tsv"
+    threads: 2
+    params:
+        launcher=train_launcher(),
+        out=WORK / "models" / "dgs",
+        device=config["train"]["device"],
     shell:
-        "python workflow/scripts/unavailable.py train_dgs 'issue 6 (training loop)' {input} 2> {log}"
+        TRAIN_COMMAND
+
+
+rule train_experiment:
+    """Train config/experiments/{experiment}.yaml (after the overlay) into models/{experiment}/final.pt."""
+    input:
+        train=lambda wc: scannet_split_manifest("train"),
+        val=lambda wc: scannet_split_manifest("val"),
+        configs=lambda wc: train_configs(wc.experiment),
+    output:
+        WORK / "models" / "{experiment}" / "final.pt",
+    log:
+        LOGS / "train" / "{experiment}.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "{experiment}.tsv"
+    wildcard_constraints:
+        experiment="(?!dgs$)[A-Za-z0-9_]+",  # models/dgs is train_dgs's
+    threads: 2
+    params:
+        launcher=train_launcher(),
+        out=lambda wc: WORK / "models" / wc.experiment,
+        device=config["train"]["device"],
+    shell:
+        TRAIN_COMMAND
+
+
+rule train_ablation:
+    """Every experiment of train.ablation (paper Tab. 1/6: dgs, nograd, fixed_encoder, numerical, autograd)."""
+    input:
+        [WORK / "models" / name / "final.pt" for name in config["train"]["ablation"]],

@@ -1,0 +1,389 @@
+"""Training loop and CLI (issue 6; SPEC §3): Adam on the Eq. 1 loss over prepared shards.
+
+    python -m dgs_core.train --config config/experiments/dgs.yaml \\
+        --train-manifest data/prepared/scannet/train/manifest.parquet \\
+        --val-manifest data/prepared/scannet/val/manifest.parquet --out data/prepared/models/dgs
+    torchrun --standalone --nproc_per_node 4 -m dgs_core.train ...   # DDP, same config
+
+Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``scalars.csv`` and ``tb/``
+(:mod:`dgs_core.train_log`), ``checkpoints/step_XXXXXXX.pt`` (the newest ``checkpoint.keep_last``),
+``best.pt`` (lowest validation loss) and ``final.pt``, all in the :mod:`dgs_core.checkpoint` format.
+``--resume auto`` (default) continues from the newest checkpoint in ``--out``: model, optimiser,
+AMP scaler, RNG states and the data position (epoch + frames consumed) are restored, so on CPU the
+resumed run reproduces the uninterrupted run's losses exactly. Only rank 0 logs, validates and saves.
+Validation uses the val manifest only (never test).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+import yaml
+from tqdm import tqdm
+
+from dgs_core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from dgs_core.data import ResumableSampler, ShardDataset, collate, make_loader
+from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
+from dgs_core.losses import Batch, training_loss
+from dgs_core.model import DGSNet
+from dgs_core.train_log import TrainLog
+
+# Keys that may change between a checkpoint and the run resuming it (the schedule may be extended,
+# logging and checkpointing cadence and the worker count do not affect the numbers).
+RESUME_FREE = ("optim.iterations", "optim.epochs", "optim.compile", "data.workers", "log.every",
+               "checkpoint.every", "checkpoint.keep_last", "validation.every")
+
+
+@dataclass
+class Rank:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Progress:
+    """Where training stands: optimiser steps done, epoch, frames of that epoch consumed (all ranks)."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+    best: float | None = None
+
+
+def init_rank(device_name: str) -> tuple[Rank, torch.device]:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA); pick the device."""
+    env = os.environ
+    rank = Rank(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is visible; use --device cpu")
+        torch.cuda.set_device(rank.local_rank)
+        device = torch.device("cuda", rank.local_rank)
+    else:
+        device = torch.device(device_name)
+    if rank.world_size > 1 and not torch_dist.is_initialized():
+        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``optim.amp`` on ``device``: None on CPU or when off."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+class LossModule(torch.nn.Module):
+    """The network plus its loss as one module, so DDP's ``forward`` sees every parameter use."""
+
+    def __init__(self, net: DGSNet, exp: Experiment) -> None:
+        super().__init__()
+        self.net, self.loss_config = net, exp.loss
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return training_loss(self.net, batch, self.loss_config)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Every tensor of ``batch`` on ``device``."""
+    return Batch(**{k: (v.to(device, non_blocking=True) if v is not None else None) for k, v in vars(batch).items()})
+
+
+def checkpoint_path(out: Path, step: int) -> Path:
+    return out / "checkpoints" / f"step_{step:07d}.pt"
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest ``checkpoints/step_*.pt`` in a run folder (``*.partial`` leftovers are ignored)."""
+    found = sorted((out / "checkpoints").glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+def prune_checkpoints(out: Path, keep_last: int) -> None:
+    for old in sorted((out / "checkpoints").glob("step_*.pt"))[:-keep_last]:
+        old.unlink()
+
+
+def resolve_resume(resume: str, out: Path) -> Path | None:
+    """``auto`` → newest checkpoint in ``out`` (or None); ``none`` → None after removing ``out``'s
+    old checkpoints (a fresh run must not mix with them); otherwise the given file."""
+    if resume == "auto":
+        return latest_checkpoint(out)
+    if resume == "none":
+        for old in (out / "checkpoints").glob("step_*.pt"):
+            old.unlink()
+        return None
+    return Path(resume)
+
+
+def restore(path: Path, exp: Experiment, rank: Rank, net: DGSNet, opt, scaler) -> Progress:
+    """Load ``path`` into the training state; the config must match except :data:`RESUME_FREE` keys."""
+    ckpt = load_checkpoint(path, expect_config=to_dict(exp), ignore=RESUME_FREE)
+    if ckpt["position"] % rank.world_size:
+        raise ConfigError(f"checkpoint {path}: {ckpt['position']} frames consumed this epoch cannot be split "
+                          f"across {rank.world_size} ranks; resume with the world size {ckpt.get('world_size')}")
+    net.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    restore_rng(ckpt["rng"])
+    return Progress(ckpt["step"], ckpt["epoch"], ckpt["position"], ckpt["best"])
+
+
+def write_config(out: Path, exp: Experiment) -> None:
+    partial = out / "config.yaml.partial"
+    partial.write_text(yaml.safe_dump(to_dict(exp), sort_keys=False))
+    os.replace(partial, out / "config.yaml")
+
+
+def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_size: int) -> list[Batch]:
+    """``validation.frames`` evenly spaced val frames (fixed point draws), in batches, read once."""
+    ds = ShardDataset(manifest, exp.data, seed=exp.optim.seed, expect=expect)
+    picks = np.unique(np.linspace(0, len(ds) - 1, min(exp.validation.frames, len(ds))).round().astype(int))
+    items = [ds[int(i)] for i in picks]
+    return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+
+
+@torch.no_grad()
+def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.device,
+             amp: torch.dtype | None) -> dict[str, float]:
+    """Mean loss (and terms) over the val frames, plus near-surface occupancy accuracy and IoU of
+    the occupied class at o = 0.5 (pooled over all near-surface points)."""
+    was_training = net.training
+    net.eval()
+    sums: dict[str, float] = {}
+    hits = inter = union = count = 0.0
+    for batch in batches:
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
+            loss, terms = training_loss(net, batch, exp.loss)
+            logits = net.query(net.encode(batch.images).features, batch.near_points, batch.intrinsics)
+        n = batch.images.shape[0]
+        for name, value in {"loss": loss, **terms}.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
+        pred, label = logits.float() > 0, batch.near_labels > 0.5  # o > 0.5 ⇔ logit > 0
+        hits += float((pred == label).sum())
+        inter += float((pred & label).sum())
+        union += float((pred | label).sum())
+        count += label.numel()
+    net.train(was_training)
+    frames = sum(b.images.shape[0] for b in batches)
+    out = {k: v / frames for k, v in sums.items()}
+    out["accuracy"] = hits / count
+    out["iou"] = inter / union if union else float("nan")
+    return out
+
+
+def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dtype | None) -> dict[str, float]:
+    """One optimiser step; returns the loss, its terms and the parameter-gradient norm (before clipping)."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(batch.images.device.type, dtype=amp) if amp else nullcontext():
+        loss, terms = module(batch)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
+    params = [p for p in module.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, exp.optim.grad_clip or math.inf)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    return {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}, "grad_norm": float(norm)}
+
+
+def build(exp: Experiment, device: torch.device, rank: Rank):
+    """Seeded network, its (DDP-wrapped) loss module, Adam and the AMP grad scaler (fp16 only)."""
+    if exp.loss.kind != "occupancy":
+        raise ConfigError(f"loss.kind={exp.loss.kind!r}: the shards hold no on-surface points for the SDF loss; "
+                          f"train with loss.kind=occupancy")
+    torch.manual_seed(exp.optim.seed)
+    net = DGSNet(exp.model).to(device)
+    if exp.optim.compile:  # the decoder is differentiated twice (gradient term), which compiled graphs do not support
+        net.encoder.compile()
+    module: torch.nn.Module = LossModule(net, exp)
+    if rank.world_size > 1:
+        unused = not exp.loss.depth_weight  # the depth head then gets no gradient
+        module = torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
+    opt = torch.optim.Adam(net.parameters(), lr=exp.optim.lr, betas=tuple(exp.optim.betas),
+                           weight_decay=exp.optim.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype(exp.optim.amp, device) == torch.float16 else None
+    return net, module, opt, scaler
+
+
+def total_steps(exp: Experiment, steps_per_epoch: int) -> int:
+    """The stop step: the smaller of ``optim.iterations`` and ``optim.epochs`` × steps per epoch."""
+    limits = [exp.optim.iterations] if exp.optim.iterations else []
+    if exp.optim.epochs:
+        limits.append(exp.optim.epochs * steps_per_epoch)
+    return min(limits)
+
+
+def mean_over_ranks(values: dict[str, float], rank: Rank, device: torch.device) -> dict[str, float]:
+    """Average scalars over the ranks (a collective: every rank must call it at the same step)."""
+    if rank.world_size == 1:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    torch_dist.all_reduce(t)
+    return dict(zip(values, (t / rank.world_size).tolist()))
+
+
+class Trainer:
+    """One run: data, model and state set up (and resumed) in ``__init__``; :meth:`run` trains."""
+
+    def __init__(self, exp: Experiment, train_manifest: str | os.PathLike, val_manifest: str | os.PathLike,
+                 out: str | os.PathLike, *, resume: str = "auto", device: str = "auto") -> None:
+        self.exp, self.out = exp, Path(out)
+        self.rank, self.device = init_rank(device)
+        self.global_batch = exp.optim.batch_size
+        if self.global_batch % self.rank.world_size:
+            raise ConfigError(f"optim.batch_size={self.global_batch} is the global batch and must divide evenly "
+                              f"across {self.rank.world_size} ranks")
+        self.per_rank = self.global_batch // self.rank.world_size
+        self.data = ShardDataset(train_manifest, exp.data, seed=exp.optim.seed)
+        expect = {"width": self.data.width, "height": self.data.height}
+        self.sampler = ResumableSampler(len(self.data), seed=exp.optim.seed, rank=self.rank.rank,
+                                        world_size=self.rank.world_size)
+        self.steps_per_epoch = self.sampler.per_rank // self.per_rank
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"{train_manifest}: {len(self.data)} frames give no full batch of "
+                              f"{self.global_batch}; lower optim.batch_size")
+        self.total = total_steps(exp, self.steps_per_epoch)
+        self.net, self.module, self.opt, self.scaler = build(exp, self.device, self.rank)
+        self.amp = amp_dtype(exp.optim.amp, self.device)
+        main = self.rank.main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        start = resolve_resume(resume, self.out) if main or resume != "none" else None
+        self.state = restore(start, exp, self.rank, self.net, self.opt, self.scaler) if start else Progress()
+        self.val = val_batches(Path(val_manifest), exp, expect, self.per_rank) if main else []
+        if main:
+            write_config(self.out, exp)
+        self.log = TrainLog(self.out, resume_step=self.state.step, enabled=main)
+        if self.rank.world_size > 1:
+            torch_dist.barrier()  # every rank has read its checkpoint before rank 0 writes new ones
+
+    def save(self, path: Path) -> None:
+        s = self.state
+        save_checkpoint(path, model=self.net, optimizer=self.opt, scaler=self.scaler, step=s.step, epoch=s.epoch,
+                        position=s.position, config=to_dict(self.exp), rng=capture_rng(), best=s.best,
+                        world_size=self.rank.world_size)
+
+    def _advance(self) -> None:
+        s = self.state
+        s.step, s.position = s.step + 1, s.position + self.global_batch
+        if s.position // self.global_batch >= self.steps_per_epoch:  # the rest cannot fill a batch
+            s.epoch, s.position = s.epoch + 1, 0
+
+    def _after_step(self, scalars: dict[str, float], seconds: float, bar: tqdm) -> None:
+        """Log (every rank joins the average), then validate, keep the best and checkpoint (rank 0)."""
+        exp, step, last = self.exp, self.state.step, self.state.step == self.total
+        if step % exp.log.every == 0 or last:
+            scalars = mean_over_ranks(scalars, self.rank, self.device)
+            scalars.update(lr=self.opt.param_groups[0]["lr"], samples_per_s=self.global_batch / seconds)
+            self.log.scalars(step, scalars, "train")
+            bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+        if not self.rank.main:
+            return
+        if step % exp.validation.every == 0 or last:
+            metrics = validate(self.net, self.val, exp, self.device, self.amp)
+            self.log.scalars(step, metrics, "val")
+            if self.state.best is None or metrics["loss"] < self.state.best:
+                self.state.best = metrics["loss"]
+                self.save(self.out / "best.pt")
+        if step % exp.checkpoint.every == 0 or last:
+            self.save(checkpoint_path(self.out, step))
+            prune_checkpoints(self.out, exp.checkpoint.keep_last)
+
+    def run(self) -> Path:
+        """Train until the stop step; returns ``final.pt``."""
+        bar = tqdm(total=self.total, initial=self.state.step, desc=f"train {self.out.name}", unit="it",
+                   disable=not self.rank.main, mininterval=1.0, dynamic_ncols=True)
+        self.module.train()
+        while self.state.step < self.total:
+            self.data.set_epoch(self.state.epoch)
+            self.sampler.set_epoch(self.state.epoch, self.state.position // self.rank.world_size)
+            loader = make_loader(self.data, self.per_rank, sampler=self.sampler, workers=self.exp.data.workers)
+            tick = time.perf_counter()
+            for batch in loader:
+                scalars = train_step(self.module, self.opt, self.scaler, to_device(batch, self.device), self.exp,
+                                     self.amp)
+                now = time.perf_counter()
+                self._advance()
+                bar.update(1)
+                self._after_step(scalars, now - tick, bar)
+                tick = time.perf_counter()
+                if self.state.step >= self.total:
+                    break
+        bar.close()
+        self.log.close()
+        if self.rank.main:
+            self.save(self.out / "final.pt")
+        if self.rank.world_size > 1:
+            torch_dist.barrier()
+        return self.out / "final.pt"
+
+
+def train(exp: Experiment, train_manifest: str | os.PathLike, val_manifest: str | os.PathLike,
+          out: str | os.PathLike, *, resume: str = "auto", device: str = "auto") -> Path:
+    """Train ``exp`` (see the module docstring) and return the path of ``final.pt``."""
+    return Trainer(exp, train_manifest, val_manifest, out, resume=resume, device=device).run()
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in torch and in the Numba kernels of the DGS op."""
+    import numba
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", nargs="+", default=[], metavar="YAML",
+                    help="experiment files applied in order over the release defaults (overlay first, e.g. tiny.yaml)")
+    ap.add_argument("--train-manifest", required=True, type=Path)
+    ap.add_argument("--val-manifest", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path, help="run folder (config, logs, checkpoints, final.pt)")
+    ap.add_argument("--resume", default="auto", help="auto (newest checkpoint in --out) | none | PATH")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads of torch and the Numba kernels, shared by the local ranks (0 = library default)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="sets",
+                    help="overrides after the files, e.g. optim.iterations=1000 loss.grad_weight=0.02")
+    args = ap.parse_args(argv)
+    exp = load_experiment(args.config, args.sets)
+    if args.threads:
+        set_threads(max(1, args.threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    try:
+        final = train(exp, args.train_manifest, args.val_manifest, args.out, resume=args.resume, device=args.device)
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"final model: {final}")
+
+
+if __name__ == "__main__":
+    main()
