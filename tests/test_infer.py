@@ -2,6 +2,7 @@
 that benchmark.extract assumes, and the resumable per-manifest prediction."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +11,11 @@ import torch
 
 from benchmark.extract import extract_mesh
 from dgs_core.data import image_to_tensor
-from dgs_core.infer import Z_NEAR, grid_geometry, predict_frames, predict_grid
+from dgs_core.infer import Z_NEAR, frame_path, grid_geometry, predict_frames, predict_grid
 from dgs_core.model import DGSNet, ModelConfig
+from pipeline.ground_truth import visible_mesh
+from pipeline.manifest import read_manifest
+from pipeline.shards import ShardReader
 
 WIDTH, HEIGHT = 64, 48
 INTRINSICS_PX = np.array([57.6, 57.6, 32.0, 24.0])  # the prepared_tiny virtual camera
@@ -116,10 +120,6 @@ def test_near_plane_is_the_prepare_stage_one() -> None:
 
 
 def test_predict_frames_writes_one_grid_per_ok_frame_and_resumes(prepared_tiny, tmp_path) -> None:
-    from pipeline.ground_truth import visible_mesh
-    from pipeline.manifest import read_manifest
-    from pipeline.shards import ShardReader
-
     torch.manual_seed(0)
     net, res = DGSNet(ModelConfig.tiny()).eval(), 6
     manifest = prepared_tiny.manifest("scannet", "test")
@@ -143,3 +143,30 @@ def test_predict_frames_writes_one_grid_per_ok_frame_and_resumes(prepared_tiny, 
     predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res)
     assert paths[0].exists() and {p: p.stat().st_mtime_ns for p in paths[1:]} == stamps
     assert len(counting.queried) == 1, "only the missing frame may be predicted again"
+
+
+def test_cli_predicts_from_a_checkpoint(prepared_tiny, tmp_path) -> None:
+    """The command line: checkpoint → the same grids as the saved net, method.json, done marker."""
+    from dgs_core.checkpoint import capture_rng, save_checkpoint
+    from dgs_core.experiment import to_dict
+    from dgs_core.infer import main
+
+    torch.manual_seed(1)
+    net, res = DGSNet(ModelConfig.tiny()).eval(), 6
+    ckpt = save_checkpoint(tmp_path / "models" / "tiny_nograd" / "final.pt", model=net, step=0, epoch=0, position=0,
+                           config={"model": to_dict(ModelConfig.tiny())}, rng=capture_rng())
+    manifest, out = prepared_tiny.manifest("matterport", "test"), tmp_path / "pred"
+    assert main(["--checkpoint", str(ckpt), "--manifest", str(manifest), "--root", str(prepared_tiny.matterport_root),
+                 "--out", str(out), "--resolution", str(res), "--device", "cpu", "--threads", "1"]) == 0
+    method = json.loads((out / "method.json").read_text())
+    assert method == {"name": "tiny_nograd", "kind": "grid", "checkpoint": str(ckpt), "resolution": res}
+    assert (out / "matterport" / "done").exists()
+    frames = read_manifest(manifest).query("status == 'ok'")
+    row = frames.iloc[0]
+    rec = ShardReader(manifest.parent / row.shard).read(int(row.row))
+    vertices, _ = visible_mesh("matterport", prepared_tiny.matterport_root, row.scene_id,
+                               rec["visible_faces"], rec["world_to_camera"])
+    expected, _, _ = predict_grid(net, rec["image"], rec["intrinsics"], vertices.min(0), vertices.max(0), res)
+    with np.load(frame_path(out, "matterport", row.scene_id, row.frame_index)) as grid:
+        np.testing.assert_array_equal(grid["occupancy"], expected.astype(np.float16))
+    assert len(list(out.glob("matterport/*/*.npz"))) == len(frames)

@@ -1,0 +1,107 @@
+"""Inference benchmark (issue 4): seconds per test frame for the 128³ evaluation grid on CPU.
+
+Runs :func:`dgs_core.infer.predict_grid` on prepared test frames (default: the demo ScanNet test
+split, 256×192) with randomly initialised weights (the cost does not depend on their values) for
+two model sizes: ``tiny`` (:meth:`ModelConfig.tiny`, the test model) and ``release`` (five
+256-channel maps, 5 blocks × 512 hidden, SPEC §3). Each frame's grid box comes from its ground-truth
+visible mesh, as in the evaluation, so the share of cells inside the frustum (the cells that are
+actually queried) is the real one. The time per frame covers encoding the image and querying every
+in-frustum cell; reading the shard and the scene mesh is timed separately. The tiny model runs
+``--frames`` frames, ``--repeats`` times each, round-robin, and reports the minimum per frame (robust
+to other users of a shared machine); the release model runs ``--release-frames`` frames once.
+
+    python -m benchmark.bench_infer [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def load_frames(manifest: Path, root: Path, n: int) -> tuple[list[dict], float]:
+    """The first ``n`` ok frames: image, pixel intrinsics and GT visible-mesh box; and the seconds taken."""
+    from pipeline.ground_truth import visible_mesh
+    from pipeline.manifest import read_manifest
+    from pipeline.shards import ShardReader
+
+    start = time.perf_counter()
+    rows = read_manifest(manifest).query("status == 'ok'").head(n)
+    frames = []
+    for row in rows.itertuples(index=False):
+        with ShardReader(manifest.parent / row.shard) as reader:
+            rec = reader.read(int(row.row), fields=("image", "intrinsics", "world_to_camera", "visible_faces"))
+        vertices, _ = visible_mesh(row.dataset, root, row.scene_id, rec["visible_faces"], rec["world_to_camera"])
+        frames.append({"name": f"{row.scene_id}/{row.frame_index:06d}", "image": rec["image"],
+                       "intrinsics": rec["intrinsics"], "box": (vertices.min(0), vertices.max(0))})
+    return frames, (time.perf_counter() - start) / max(len(frames), 1)
+
+
+def queried_fraction(frame: dict, resolution: int) -> float:
+    """Share of the grid's cells inside the frustum (the cells the network sees)."""
+    from dgs_core.geometry import normalised_intrinsics
+    from dgs_core.infer import frustum_mask, grid_geometry
+
+    origin, cell = grid_geometry(*frame["box"], resolution)
+    height, width = frame["image"].shape[1:]
+    return float(frustum_mask(origin, cell, resolution, normalised_intrinsics(*frame["intrinsics"], width, height)).mean())
+
+
+def time_frame(net: torch.nn.Module, frame: dict, args: argparse.Namespace) -> float:
+    from dgs_core.infer import predict_grid
+
+    start = time.perf_counter()
+    predict_grid(net, frame["image"], frame["intrinsics"], *frame["box"], args.resolution,
+                 batch_points=args.batch_points)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dgs_core.model import DGSNet, ModelConfig
+
+    p = argparse.ArgumentParser(prog="python -m benchmark.bench_infer", description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", type=Path, default=Path("data/prepared/scannet/test/manifest.parquet"))
+    p.add_argument("--root", type=Path, default=Path("data/synthetic/scannet"), help="the dataset root")
+    p.add_argument("--frames", type=int, default=3, help="frames for the tiny model")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes over the tiny model's frames")
+    p.add_argument("--release-frames", type=int, default=1, help="frames for the release model (0 = skip)")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--batch-points", type=int, default=1 << 15)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    frames, load_s = load_frames(args.manifest, args.root, max(args.frames, args.release_frames))
+    fractions = [queried_fraction(f, args.resolution) for f in frames]
+    result = {"resolution": args.resolution, "threads": args.threads, "batch_points": args.batch_points,
+              "frames": [f["name"] for f in frames], "image": list(frames[0]["image"].shape[1:]),
+              "queried_fraction": fractions, "load_s_per_frame": load_s}
+    tiny = DGSNet(ModelConfig.tiny()).eval()
+    time_frame(tiny, frames[0], args)  # warm-up (allocator, first-call dispatch)
+    times = np.full((args.repeats, args.frames), np.inf)
+    for r in range(args.repeats):
+        for i in range(args.frames):
+            times[r, i] = time_frame(tiny, frames[i], args)
+    result["tiny_s_per_frame"] = times.min(axis=0).tolist()
+    if args.release_frames:
+        release = DGSNet(ModelConfig()).eval()
+        result["release_s_per_frame"] = [time_frame(release, f, args) for f in frames[:args.release_frames]]
+    print(f"grid {args.resolution}³, {args.threads} threads, image {result['image'][1]}×{result['image'][0]}; "
+          f"cells queried (in frustum): {', '.join(f'{x:.0%}' for x in fractions)}")
+    print(f"load (shard row + GT visible mesh): {load_s:.3f} s/frame")
+    print(f"tiny    model: {', '.join(f'{t:.2f}' for t in result['tiny_s_per_frame'])} s/frame (min of {args.repeats})")
+    if args.release_frames:
+        print(f"release model: {', '.join(f'{t:.1f}' for t in result['release_s_per_frame'])} s/frame")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
