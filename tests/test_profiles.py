@@ -69,9 +69,12 @@ def test_slurm_profile_plans_with_per_rule_resources(tmp_path: Path) -> None:
             assert got.get(key) == str(value), f"{job['rule']}: {key}={got.get(key)!r}, profile says {value!r}"
         if job["rule"] == "prepare_scene":  # one Dask worker per requested CPU
             assert f"--workers {threads} " in job["shell"] and threads == 8
-    train = next(j for j in jobs if j["rule"] == "train_dgs")["resources"]
-    assert train["gpu"] == "1" and train["slurm_partition"] == "gpu"
-    assert not any("gpu" in j["resources"] for j in jobs if j["rule"] != "train_dgs")
+    # training asks for one GPU on the gpu partition; nothing else asks for a GPU
+    gpu_rules = {r for r, res in profile["set-resources"].items() if "gpu" in res}
+    assert {"train_dgs", "train_experiment", "predict"} <= gpu_rules
+    assert any(j["resources"].get("gpu") == "1" and j["resources"]["slurm_partition"] == "gpu"
+               for j in jobs if j["rule"].startswith("train_"))
+    assert not any("gpu" in j["resources"] for j in jobs if j["rule"] not in gpu_rules)
 
 
 def test_local_profile_caps_threads_at_its_cores(tmp_path: Path) -> None:

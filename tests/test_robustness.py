@@ -48,10 +48,11 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_bytes(scene, tmp_path: Path)
     directory = kill_rerun.scene_dir(tmp_path, scene_id)
     interrupted = 0
     for delay in np.random.default_rng(0).uniform(0.0, 0.5, size=2):
-        was_running = kill_rerun.kill_while_writing(argv, directory, float(delay))
+        exit_code = kill_rerun.kill_while_writing(argv, directory, float(delay), tmp_path / "job.log")
+        assert exit_code in (None, 0), (tmp_path / "job.log").read_text()
         found = kill_rerun.inspect(directory, expected)
         assert not found.problems, found.problems
-        if was_running and not found.done:
+        if exit_code is None and not found.done:
             interrupted += 1
             assert set(found.finished_shards) <= {n for n in expected if n.startswith("shard_")}
         assert prepare_main(argv) == 0  # the rerun (in-process: the same entry point, no re-import)

@@ -72,44 +72,49 @@ def scene_dir(out: Path, scene: str) -> Path:
     return out / "scannet" / "train" / scene
 
 
-def _start_and_wait_for_writing(argv: Sequence[str], directory: Path,
+def _start_and_wait_for_writing(argv: Sequence[str], directory: Path, log: Path,
                                 timeout_s: float) -> subprocess.Popen:
-    """Start ``python -m pipeline.prepare ARGV`` in its own process group; return once a ``*.partial``
-    file exists in ``directory`` (the job is writing shards) or the job has exited."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *argv], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Start ``python -m pipeline.prepare ARGV`` in its own process group, its output going to
+    ``log``; return once a ``*.partial`` file exists in ``directory`` (the job is writing shards)
+    or the job has exited."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as sink:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *argv],
+                                start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout_s
     while proc.poll() is None and not any(directory.glob(f"*{PARTIAL}")):
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise TimeoutError(f"{directory}: the prepare job wrote no '{PARTIAL}' file in "
-                               f"{timeout_s:.0f} s; run it by hand to see why")
+                               f"{timeout_s:.0f} s; see its output in {log}")
         time.sleep(0.01)
     return proc
 
 
-def run_to_end(argv: Sequence[str], directory: Path, timeout_s: float = 600.0) -> tuple[float, float]:
+def run_to_end(argv: Sequence[str], directory: Path, log: Path,
+               timeout_s: float = 600.0) -> tuple[float, float]:
     """Run the job uninterrupted; returns (seconds until it started writing shards, total seconds)."""
     t0 = time.perf_counter()
-    proc = _start_and_wait_for_writing(argv, directory, timeout_s)
+    proc = _start_and_wait_for_writing(argv, directory, log, timeout_s)
     t_writing = time.perf_counter() - t0
     if proc.wait() != 0:
-        raise RuntimeError(f"python -m pipeline.prepare {' '.join(argv)} failed (exit {proc.returncode})")
+        raise RuntimeError(f"python -m pipeline.prepare {' '.join(argv)} failed with exit code "
+                           f"{proc.returncode}; see its output in {log}")
     return t_writing, time.perf_counter() - t0
 
 
-def kill_while_writing(argv: Sequence[str], directory: Path, delay_s: float,
-                       timeout_s: float = 600.0) -> bool:
+def kill_while_writing(argv: Sequence[str], directory: Path, delay_s: float, log: Path,
+                       timeout_s: float = 600.0) -> int | None:
     """Start the job, wait until it writes shards, sleep ``delay_s`` seconds and SIGKILL its whole
-    process group. Returns True if the job was still running when killed, False if it had exited."""
-    proc = _start_and_wait_for_writing(argv, directory, timeout_s)
+    process group. Returns None if the job was still running when killed, else its exit code."""
+    proc = _start_and_wait_for_writing(argv, directory, log, timeout_s)
     try:
         time.sleep(delay_s)
-        running = proc.poll() is None
-        if running:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        return running
+            return None
+        return proc.returncode
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -202,7 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = work / "synthetic" / "scannet"
     scene = make_scene(root, a.frames, a.seed)
     reference = scene_dir(work / "reference", scene)
-    t_start, t_ref = run_to_end(prepare_argv(root, scene, work / "reference", workers=0), reference)
+    logs = work / "logs"
+    t_start, t_ref = run_to_end(prepare_argv(root, scene, work / "reference", workers=0), reference,
+                                logs / "reference.log")
     expected = digests(reference)
     print(f"reference: {len(expected)} files in {reference} ({t_ref:.1f} s, writing from "
           f"{t_start:.1f} s, --workers 0)", file=sys.stderr)
@@ -214,13 +221,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in range(a.kills):
         # over the reference's writing phase and a little beyond, so a kill may also miss the job
         delay = float(rng.uniform(0.0, 1.1 * (t_ref - t_start)))
-        was_running = kill_while_writing(killed_argv, directory, delay)
+        exit_code = kill_while_writing(killed_argv, directory, delay, logs / f"kill_{k + 1}.log")
         found = inspect(directory, expected)
-        t_rerun = run_to_end(killed_argv, directory)[1]
+        if exit_code:
+            found.problems.append(f"the job failed with exit code {exit_code} before the kill "
+                                  f"(see {logs / f'kill_{k + 1}.log'})")
+        t_rerun = run_to_end(killed_argv, directory, logs / f"rerun_{k + 1}.log")[1]
         same = digests(directory) == expected
         ok &= same and not found.problems
-        rows.append([k + 1, f"{delay:.2f}", "killed" if was_running else "exited", found.state(),
-                     "; ".join(found.problems) or "ok", f"{t_rerun:.1f}", "yes" if same else "NO"])
+        job = "killed" if exit_code is None else f"exited {exit_code}"
+        rows.append([k + 1, f"{delay:.2f}", job, found.state(), "; ".join(found.problems) or "ok",
+                     f"{t_rerun:.1f}", "yes" if same else "NO"])
         print(f"kill {k + 1}/{a.kills}: {rows[-1][3]}, identical after rerun: {rows[-1][-1]}",
               file=sys.stderr)
     print(tabulate(rows, headers=["kill", "delay s", "job", "left behind", "finished files",
