@@ -17,6 +17,8 @@ world frame, reached with ``camera_to_world`` (4, 4).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from benchmark.fit import apply_scale_shift, fit_scale_shift
@@ -87,6 +89,59 @@ def delineate(pred_vertices: np.ndarray, pred_faces: np.ndarray, *, intrinsics: 
     return ok[faces].all(axis=1)
 
 
+@dataclass
+class Scope:
+    """The fitted and delineated prediction of one frame (see :func:`fit_and_delineate`).
+
+    pred_depth: (H, W) float64 metres, raw prediction rendered at the virtual camera, NaN = none.
+    fit_a, fit_b, fit_reason: the scale/shift fit gt ≈ a·pred + b ("" or why it failed).
+    fit_vertices: (V, 3) float64 metres camera frame, the fitted mesh; None when the fit failed.
+    keep: (F,) bool, triangles of the prediction inside the protocol's scope.
+    gt_faces: (F', 3) int64, the ground-truth faces scored (all of them unless ``clip_gt``).
+    """
+
+    pred_depth: np.ndarray
+    fit_a: float
+    fit_b: float
+    fit_reason: str
+    fit_vertices: np.ndarray | None
+    keep: np.ndarray
+    gt_faces: np.ndarray
+
+
+def fit_and_delineate(pred_v: np.ndarray, pred_f: np.ndarray, gt_v: np.ndarray, gt_f: np.ndarray,
+                      gt_depth: np.ndarray, *, intrinsics: np.ndarray, camera_to_world: np.ndarray,
+                      protocol: str = "release", amodal_depth: np.ndarray | None = None,
+                      clip_gt: bool = False, border: float = 4 / 128, box_margin: float = 0.02,
+                      amodal_factor: float = 1.05) -> Scope:
+    """Fit first, then delineate one prediction (SPEC §5); arguments as in :func:`evaluate_frame`
+    (arrays already float64 (V, 3) / int64 (F, 3), camera frame, metres)."""
+    height, width = gt_depth.shape
+    fx, fy, cx, cy = (float(x) for x in np.asarray(intrinsics).ravel()[:4])
+    # Fit first: render the raw prediction and fit gt ≈ a·pred + b.
+    pred_depth = render_depth(pred_v, pred_f, fx, fy, cx, cy, width, height).astype(np.float64)
+    a, b, fit_reason = fit_scale_shift(pred_depth, gt_depth)
+    fit_v = apply_scale_shift(pred_v, a, b) if not fit_reason else None
+
+    t = np.asarray(camera_to_world, dtype=np.float64)
+    used = gt_v[np.unique(gt_f)] if len(gt_f) else np.zeros((0, 3))
+    world = used @ t[:3, :3].T + t[:3, 3]
+    kw = dict(intrinsics=intrinsics, width=width, height=height, camera_to_world=t,
+              protocol=protocol, amodal_depth=amodal_depth, border=border,
+              box_margin=box_margin, amodal_factor=amodal_factor)
+    if len(world):
+        kw.update(gt_box_min=world.min(axis=0), gt_box_max=world.max(axis=0))
+        # Then delineate both meshes and keep the union of the two masks.
+        keep = delineate(pred_v, pred_f, **kw)
+        if fit_v is not None:
+            keep |= delineate(fit_v, pred_f, **kw)
+        if clip_gt:
+            gt_f = gt_f[delineate(gt_v, gt_f, **kw)]
+    else:
+        keep = np.zeros(len(pred_f), dtype=bool)
+    return Scope(pred_depth, a, b, fit_reason, fit_v, keep, gt_f)
+
+
 def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertices: np.ndarray,
                    gt_faces: np.ndarray, gt_depth: np.ndarray, *, intrinsics: np.ndarray,
                    camera_to_world: np.ndarray, protocol: str = "release",
@@ -115,39 +170,21 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
          "fit": {same keys}}; see ``benchmark.metrics`` for the metric definitions.
     """
     gt_depth = np.asarray(gt_depth, dtype=np.float64)
-    height, width = gt_depth.shape
     gt_v = np.asarray(gt_vertices, dtype=np.float64).reshape(-1, 3)
     gt_f = np.asarray(gt_faces, dtype=np.int64).reshape(-1, 3)
     pred_v = np.asarray(pred_vertices, dtype=np.float64).reshape(-1, 3)
     pred_f = np.asarray(pred_faces, dtype=np.int64).reshape(-1, 3)
-    fx, fy, cx, cy = (float(x) for x in np.asarray(intrinsics).ravel()[:4])
+    scope = fit_and_delineate(pred_v, pred_f, gt_v, gt_f, gt_depth, intrinsics=intrinsics,
+                              camera_to_world=camera_to_world, protocol=protocol,
+                              amodal_depth=amodal_depth, clip_gt=clip_gt, border=border,
+                              box_margin=box_margin, amodal_factor=amodal_factor)
+    a, b, fit_reason, keep = scope.fit_a, scope.fit_b, scope.fit_reason, scope.keep
 
-    # Fit first: render the raw prediction and fit gt ≈ a·pred + b.
-    pred_depth = render_depth(pred_v, pred_f, fx, fy, cx, cy, width, height).astype(np.float64)
-    a, b, fit_reason = fit_scale_shift(pred_depth, gt_depth)
-    fit_v = apply_scale_shift(pred_v, a, b) if not fit_reason else None
-
-    t = np.asarray(camera_to_world, dtype=np.float64)
-    used = gt_v[np.unique(gt_f)] if len(gt_f) else np.zeros((0, 3))
-    world = used @ t[:3, :3].T + t[:3, 3]
-    kw = dict(intrinsics=intrinsics, width=width, height=height, camera_to_world=t,
-              protocol=protocol, amodal_depth=amodal_depth, border=border,
-              box_margin=box_margin, amodal_factor=amodal_factor)
-    if len(world):
-        kw.update(gt_box_min=world.min(axis=0), gt_box_max=world.max(axis=0))
-        # Then delineate both meshes and keep the union of the two masks.
-        keep = delineate(pred_v, pred_f, **kw)
-        if fit_v is not None:
-            keep |= delineate(fit_v, pred_f, **kw)
-        if clip_gt:
-            gt_f = gt_f[delineate(gt_v, gt_f, **kw)]
-    else:
-        keep = np.zeros(len(pred_f), dtype=bool)
-
-    gt_pts = sample_surface(gt_v, gt_f, n_samples, seed)
+    gt_pts = sample_surface(gt_v, scope.gt_faces, n_samples, seed)
     out: dict = {"protocol": protocol, "fit_a": a, "fit_b": b, "fit_reason": fit_reason,
                  "faces_total": int(len(pred_f)), "faces_kept": int(keep.sum())}
-    variants = {"metric": (pred_v, pred_depth), "fit": (fit_v, a * pred_depth + b)}
+    variants = {"metric": (pred_v, scope.pred_depth),
+                "fit": (scope.fit_vertices, a * scope.pred_depth + b)}
     for name, (verts, depth) in variants.items():
         if verts is None:
             row = mesh_metrics(np.zeros((0, 3)), gt_pts, threshold)

@@ -1,0 +1,125 @@
+"""Read one frame's prediction from a method folder and turn it into a camera-frame mesh.
+
+A method folder holds ``<dataset>/<scene_id>/<frame_index:06d>.<ext>`` per test frame, in exactly
+one of these forms (INTERFACES §5):
+
+- ``.npz`` — an occupancy grid written by ``dgs_core.infer``: ``occupancy`` (X, Y, Z) in [0, 1]
+  (1 = occupied, SPEC §1; axis 0 = camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0),
+  ``cell`` (3,) metres; meshed by marching cubes at 0.5 (:func:`benchmark.extract.extract_mesh`).
+- ``.ply`` — a triangle mesh, camera frame (OpenCV), metres.
+- ``.npy`` — (H, W) float z-depth in metres at the virtual camera (0 / NaN = no prediction), or
+- ``.png`` — the same as a 16-bit PNG in millimetres (0 = none); both meshed by
+  :func:`benchmark.depth_mesh.mesh_from_depth` (SPEC §5, depth-only methods).
+
+An optional ``method.json`` {"name", "kind", "source"} describes the folder; it is informational.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.depth_mesh import mesh_from_depth
+from benchmark.extract import extract_mesh
+from pipeline.formats.images import decode_png16
+from pipeline.formats.ply import read_ply
+
+#: file extension -> kind reported by :func:`load_prediction`
+KINDS = {".npz": "grid", ".ply": "mesh", ".npy": "depth", ".png": "depth"}
+MM_PER_M = 1000.0
+
+
+class MissingPrediction(FileNotFoundError):
+    """The method folder has no prediction file for a frame (scored as a NaN row, not a crash)."""
+
+
+def prediction_stem(method_dir: str | os.PathLike, dataset: str, scene_id: str,
+                    frame_index: int) -> Path:
+    """``<method_dir>/<dataset>/<scene_id>/<frame_index:06d>`` (no extension)."""
+    return Path(method_dir) / dataset / scene_id / f"{int(frame_index):06d}"
+
+
+def find_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str,
+                    frame_index: int) -> Path:
+    """The single prediction file of a frame.
+
+    Raises:
+        MissingPrediction: no file with a known extension exists.
+        ValueError: more than one exists (the folder is ambiguous).
+    """
+    stem = prediction_stem(method_dir, dataset, scene_id, frame_index)
+    found = [stem.with_suffix(ext) for ext in KINDS if stem.with_suffix(ext).is_file()]
+    if not found:
+        raise MissingPrediction(f"no prediction for {dataset}/{scene_id} frame {frame_index}: "
+                                f"expected {stem}.{{{','.join(e[1:] for e in KINDS)}}}")
+    if len(found) > 1:
+        raise ValueError(f"{stem}: several predictions for one frame ({[p.name for p in found]}); "
+                         f"keep exactly one of {list(KINDS)} per frame.")
+    return found[0]
+
+
+def load_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int,
+                    frame: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """The predicted mesh of one test frame.
+
+    Args:
+        method_dir: the method folder (see the module docstring).
+        dataset, scene_id, frame_index: the frame's identity in the test manifest.
+        frame: the frame's shard fields; ``intrinsics`` (4,) fx, fy, cx, cy virtual pixels and
+            ``rendered_depth`` (H, W) (its shape is the expected depth-map size) are used for
+            depth maps.
+    Returns:
+        vertices: (V, 3) float64 metres, camera frame (OpenCV); faces: (F, 3) int64;
+        kind: "grid", "mesh" or "depth". The mesh may be empty (no surface predicted).
+    Raises:
+        MissingPrediction: the frame has no prediction file.
+        ValueError: the file is malformed (names the file, what was expected and found).
+    """
+    path = find_prediction(method_dir, dataset, scene_id, frame_index)
+    kind = KINDS[path.suffix]
+    if kind == "grid":
+        vertices, faces = _grid_mesh(path)
+    elif kind == "mesh":
+        mesh = read_ply(path)
+        vertices, faces = mesh.vertices, mesh.faces
+    else:
+        depth = np.load(path) if path.suffix == ".npy" else _png_depth(path)
+        want = np.shape(frame["rendered_depth"])
+        if np.shape(depth) != want:
+            raise ValueError(f"{path}: depth map has shape {np.shape(depth)}, the frame's virtual "
+                             f"camera is {want} (H, W); resample it to the test resolution.")
+        fx, fy, cx, cy = (float(v) for v in np.asarray(frame["intrinsics"]).ravel()[:4])
+        vertices, faces = compact(*mesh_from_depth(depth, fx, fy, cx, cy))
+    return np.asarray(vertices, np.float64), np.asarray(faces, np.int64), kind
+
+
+def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        missing = [k for k in ("occupancy", "origin", "cell") if k not in data.files]
+        if missing:
+            raise ValueError(f"{path}: occupancy grid lacks {missing} (found {data.files}); "
+                             f"expected occupancy (X, Y, Z), origin (3,), cell (3,).")
+        occupancy = data["occupancy"].astype(np.float32)
+        origin, cell = data["origin"], data["cell"]
+    if occupancy.ndim != 3:
+        raise ValueError(f"{path}: occupancy must be (X, Y, Z), found shape {occupancy.shape}.")
+    return extract_mesh(occupancy, origin, cell, level=0.5)
+
+
+def _png_depth(path: Path) -> np.ndarray:
+    """(H, W) float32 metres from a 16-bit millimetre PNG; 0 stays 0 (= no prediction)."""
+    return decode_png16(path.read_bytes(), path=path).astype(np.float32) / MM_PER_M
+
+
+def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop vertices no face uses (e.g. the NaN vertices of depth holes) and renumber the faces.
+
+    Args:
+        vertices: (V, 3) float; faces: (F, 3) int.
+    Returns:
+        (V', 3) float64 used vertices in their original order, (F, 3) int64 renumbered faces.
+    """
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    used, inverse = np.unique(faces, return_inverse=True)
+    return np.asarray(vertices, np.float64)[used], inverse.reshape(-1, 3).astype(np.int64)
