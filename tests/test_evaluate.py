@@ -162,7 +162,7 @@ def test_cli_writes_the_per_frame_csv_with_missing_frames_counted(prepared_tiny,
     assert main(["--method", f"perfect={method}", "--manifest",
                  f"scannet={prepared_tiny.manifest('scannet', 'test')}",
                  "--root", f"scannet={prepared_tiny.scannet_root}", "--out", str(out),
-                 "--samples", str(SAMPLES), "--protocols", "release"]) == 0
+                 "--samples", str(SAMPLES), "--protocols", "release", "--figures", "2"]) == 0
     table = pd.read_csv(out / "per_frame.csv", keep_default_na=False, na_values=[""])
     n_frames = len(manifest_frames(prepared_tiny.manifest("scannet", "test"), "scannet",
                                    prepared_tiny.scannet_root))
@@ -170,3 +170,6 @@ def test_cli_writes_the_per_frame_csv_with_missing_frames_counted(prepared_tiny,
     assert (table["prediction"] == "missing").sum() == n_frames - 1
     assert (table["metric_reason"] == "missing_prediction").sum() == n_frames - 1
     assert table.loc[table["frame_index"] == ref.frame_index, "metric_f1"].item() == pytest.approx(1.0, abs=1e-3)
+    # Figures only for frames with a prediction (one here), plus the F1 histogram.
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["f1_histogram.png", f"perfect_scannet_{ref.scene_id}_{ref.frame_index:06d}.png"]

@@ -1,0 +1,181 @@
+"""Fig. 5-style qualitative renders: the prediction coloured by precision, the ground truth by recall.
+
+For one frame: points are sampled on the delineated prediction and on the ground-truth visible
+mesh; a predicted sample is *correct* (green) when it lies within ``threshold`` (5 cm) of the
+ground-truth samples, else red (the precision flag), and a ground-truth sample is *recovered*
+(green) when it lies within ``threshold`` of the prediction's samples, else red (the recall flag).
+Each mesh is rendered by headless ray casting (open3d ``RaycastingScene``: one ray per pixel, no GL
+context): a hit pixel takes the flag of the nearest sample on the surface it hit and is shaded by
+|normal · ray|. The three panels (input image, prediction, ground truth) are saved as one PNG with
+matplotlib (Agg).
+
+All geometry is in the frame's camera frame (OpenCV: x right, y down, z forward), metres.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import open3d as o3d
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from benchmark.nearest import nearest_distances
+from benchmark.sampling import sample_surface
+
+GREEN = np.array([0.15, 0.75, 0.2])
+RED = np.array([0.85, 0.15, 0.1])
+BACKGROUND = np.array([1.0, 1.0, 1.0])
+
+
+def flags(points: np.ndarray, reference: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    """(N,) bool: True where a point of ``points`` (N, 3) is within ``threshold`` metres of
+    ``reference`` (M, 3) — the per-sample precision (pred vs GT) or recall (GT vs pred) flag."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(reference) == 0:
+        return np.zeros(len(points), dtype=bool)
+    return nearest_distances(points, reference) < threshold
+
+
+def orbit_eye(target: np.ndarray, yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """(3,) eye position: the input camera's centre (the origin) orbited about ``target`` (3,)
+    by ``yaw_deg`` to the right (about the camera y axis) and ``pitch_deg`` upward."""
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]])
+    target = np.asarray(target, dtype=np.float64)
+    return target + ry @ rx @ (-target)
+
+
+def view_rays(eye: np.ndarray, target: np.ndarray, focal: float, width: int,
+              height: int) -> np.ndarray:
+    """(height, width, 6) float32 rays (origin, unit direction) of a pinhole camera at ``eye``
+    looking at ``target`` (camera frame metres), image "down" along +y, focal in pixels."""
+    eye = np.asarray(eye, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross([0.0, 1.0, 0.0], forward)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    jj, ii = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    d = (((jj - width / 2) / focal)[..., None] * right + ((ii - height / 2) / focal)[..., None] * down
+         + forward)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    return np.concatenate([np.broadcast_to(eye, d.shape), d], axis=-1).astype(np.float32)
+
+
+def render_flags(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray, sample_flags: np.ndarray,
+                 rays: np.ndarray) -> np.ndarray:
+    """Ray-cast a mesh and colour each hit by the flag of the nearest sample.
+
+    Args:
+        vertices: (V, 3) float metres; faces: (F, 3) int; samples: (N, 3) float metres, points on
+            the mesh; sample_flags: (N,) bool; rays: (H, W, 6) float32 from :func:`view_rays`.
+    Returns:
+        (H, W, 3) float in [0, 1]: GREEN (flag True) or RED, times 0.35 + 0.65·|n·ray|; white
+        where the ray misses or the mesh has no samples.
+    """
+    h, w = rays.shape[:2]
+    image = np.broadcast_to(BACKGROUND, (h, w, 3)).copy()
+    faces = np.asarray(faces, dtype=np.uint32).reshape(-1, 3)
+    if len(faces) == 0 or len(samples) == 0:
+        return image
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, dtype=np.float32)),
+                        o3d.core.Tensor(faces))
+    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    t = hit["t_hit"].numpy()
+    ok = np.isfinite(t)
+    points = rays[..., :3][ok] + t[ok][:, None] * rays[..., 3:][ok]
+    _, nearest = cKDTree(samples).query(points)
+    colour = np.where(np.asarray(sample_flags)[nearest][:, None], GREEN, RED)
+    shade = np.abs(np.sum(hit["primitive_normals"].numpy()[ok] * rays[..., 3:][ok], axis=1))
+    image[ok] = colour * (0.35 + 0.65 * shade)[:, None]
+    return image
+
+
+def frame_figure(image: np.ndarray, pred_vertices: np.ndarray, pred_faces: np.ndarray,
+                 gt_vertices: np.ndarray, gt_faces: np.ndarray, path: str | os.PathLike, *,
+                 focal: float, threshold: float = 0.05, n_samples: int = 50_000, seed: int = 0,
+                 yaw_deg: float = 25.0, pitch_deg: float = 20.0, title: str = "") -> Path:
+    """Write the three-panel figure of one frame as PNG (atomically); returns its path.
+
+    Args:
+        image: (3, H, W) uint8 RGB input image; its size is also the render size.
+        pred_vertices, pred_faces: (V, 3) float metres camera frame, (F, 3) int — the delineated
+            prediction (only the kept faces).
+        gt_vertices, gt_faces: the ground-truth visible mesh, same frame.
+        focal: render focal length in pixels (the frame's virtual focal).
+        threshold: precision/recall distance, metres; n_samples, seed: surface samples per mesh.
+        yaw_deg, pitch_deg: viewpoint orbit about the ground truth's centre (0, 0 = input view).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gt_pts = sample_surface(gt_vertices, gt_faces, n_samples, seed)
+    pred_pts = sample_surface(pred_vertices, pred_faces, n_samples, seed + 1)
+    target = 0.5 * (gt_pts.min(axis=0) + gt_pts.max(axis=0)) if len(gt_pts) else np.array([0, 0, 1.0])
+    _, h, w = image.shape
+    rays = view_rays(orbit_eye(target, yaw_deg, pitch_deg), target, focal, w, h)
+    panels = [("input", np.moveaxis(image, 0, -1)),
+              ("prediction (precision)", render_flags(pred_vertices, pred_faces, pred_pts,
+                                                      flags(pred_pts, gt_pts, threshold), rays)),
+              ("ground truth (recall)", render_flags(gt_vertices, gt_faces, gt_pts,
+                                                     flags(gt_pts, pred_pts, threshold), rays))]
+    fig, axes = plt.subplots(1, 3, figsize=(3 * w / 80 + 0.5, h / 80 + 0.6), dpi=100)
+    for ax, (name, pixels) in zip(axes, panels):
+        ax.imshow(pixels, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_figures(table: pd.DataFrame, frames: Sequence, settings, k: int) -> list[Path]:
+    """Figures of the first ``k`` frames (manifest order) with a prediction, per method, for the
+    first protocol of ``settings`` (``benchmark.evaluate.Settings``), fitted mesh when the fit
+    succeeded; plus the per-frame F1 histogram. All under ``settings.out / "figures"``."""
+    from benchmark.evaluate import read_frame
+    from benchmark.predictions import load_prediction
+    from benchmark.protocols import fit_and_delineate
+    from benchmark.report import f1_histogram
+
+    out = settings.out / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    protocol = settings.protocols[0]
+    written = []
+    for method in settings.methods:
+        rows = table[(table["method"] == method) & (table["protocol"] == protocol)
+                     & (table["prediction"] != "missing")]
+        have = set(zip(rows["dataset"], rows["scene_id"], rows["frame_index"]))
+        chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
+        for ref in chosen:
+            frame = read_frame(ref)
+            verts, faces, _ = load_prediction(settings.methods[method], ref.dataset, ref.scene_id,
+                                              ref.frame_index, frame)
+            scope = fit_and_delineate(verts, faces, frame["gt_vertices"], frame["gt_faces"],
+                                      frame["rendered_depth"].astype(np.float64),
+                                      intrinsics=frame["intrinsics"],
+                                      camera_to_world=frame["camera_to_world"], protocol=protocol,
+                                      amodal_depth=frame["amodal_depth"], clip_gt=settings.clip_gt)
+            shown = verts if scope.fit_vertices is None else scope.fit_vertices
+            name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
+            written.append(frame_figure(
+                frame["image"], shown, faces[scope.keep], frame["gt_vertices"], scope.gt_faces,
+                out / name, focal=float(frame["intrinsics"][0]), threshold=settings.threshold,
+                seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {protocol}"))
+    if "fit_f1" in table.columns and table["fit_f1"].notna().any():
+        written.append(f1_histogram(table, out / "f1_histogram.png"))
+    return written
