@@ -28,7 +28,9 @@ import open3d as o3d
 
 from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_valid,
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
-from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
+from pipeline.geometry.chunks import faces_in_view, frustum_planes
+from pipeline.geometry.kernels import (cull_face_centroids, depth_world_box, far_from_samples,
+                                       sample_offset_surface)
 from pipeline.geometry.raster import depth_maps_raster
 from pipeline.geometry.resample import resample_color, resample_depth
 from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits
@@ -148,20 +150,12 @@ def _timed(timings: dict | None, step: str) -> Iterator[None]:
 def _visibility_box(sensor: np.ndarray, rendered: np.ndarray, k_v: np.ndarray, t_wc: np.ndarray,
                     cfg: PrepareConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """World box (lo, hi) of the back-projected depth widened per side; None if no depth at all."""
-    depth = sensor if np.count_nonzero(np.isfinite(sensor) & (sensor > 0)) >= cfg.min_box_pixels else rendered
-    ok = np.isfinite(depth) & (depth > 0)
-    if not ok.any():
+    r, c = np.ascontiguousarray(t_wc[:3, :3]), np.ascontiguousarray(t_wc[:3, 3])
+    lo, hi, n = depth_world_box(sensor, k_v, r, c)
+    if n < cfg.min_box_pixels:
+        lo, hi, n = depth_world_box(rendered, k_v, r, c)
+    if n == 0:
         return None
-    h, w = depth.shape
-    z = depth[ok].astype(np.float64)
-    rows, cols = np.nonzero(ok)
-    x = (cols + 0.5 - k_v[2]) / k_v[0] * z
-    y = (rows + 0.5 - k_v[3]) / k_v[1] * z
-    r, c = t_wc[:3, :3], t_wc[:3, 3]
-    lo, hi = np.empty(3), np.empty(3)
-    for a in range(3):  # one world axis at a time: no (N, 3) temporaries
-        p = r[a, 0] * x + r[a, 1] * y + r[a, 2] * z
-        lo[a], hi[a] = p.min() + c[a], p.max() + c[a]
     pad = cfg.box_widen * (hi - lo)
     return lo - pad, hi + pad
 
@@ -233,7 +227,7 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
 
     with _timed(timings, "raycasting"):
         if cfg.amodal_method == "raster":
-            rendered, amodal = depth_maps_raster(scene.vertices, scene.faces, scene.structure, t_cw, k_v, w, h)
+            rendered, amodal = depth_maps_raster(scene.vertices, scene.chunks, t_cw, k_v, w, h)
         else:
             dirs = pixel_directions(w, h, k_v) @ t_wc[:3, :3].T
             if cfg.amodal_method == "first_hits":
@@ -247,13 +241,16 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         if box is None:
             return skip("empty_view")
         # Contiguous arguments so every call hits the one cached Numba specialisation.
-        keep = cull_face_centroids(scene.centroids, np.ascontiguousarray(t_cw[:3, :3]),
-                                   np.ascontiguousarray(t_cw[:3, 3]), proj,
-                                   cfg.frustum_widen, cfg.z_near, box[0], box[1])
-        visible = np.flatnonzero(keep)
-        weights = scene.areas[visible] if cfg.face_sampling == "area" else np.ones(visible.size)
-        positive = scene.areas[visible] > 0
-        candidates, weights = visible[positive], weights[positive]
+        r_cw, c_cw = np.ascontiguousarray(t_cw[:3, :3]), np.ascontiguousarray(t_cw[:3, 3])
+        # Only faces of chunks reaching into the widened frustum and the box can pass the test.
+        near = faces_in_view(scene.chunks, r_cw, c_cw, frustum_planes(proj, cfg.frustum_widen, cfg.z_near),
+                             box[0], box[1])
+        visible = np.flatnonzero(cull_face_centroids(scene.centroids, near, r_cw, c_cw, proj,
+                                                     cfg.frustum_widen, cfg.z_near, box[0], box[1]))
+        areas = scene.areas[visible]
+        positive = areas > 0
+        candidates = visible[positive]
+        weights = areas[positive] if cfg.face_sampling == "area" else np.ones(candidates.size)
         if candidates.size == 0:
             return skip("empty_view")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.geometry.kernels import cull_face_centroids, far_from_samples, sample_offset_surface
+from pipeline.geometry.kernels import cull_face_centroids, depth_world_box, far_from_samples, sample_offset_surface
 
 
 # ---------------------------------------------------------------- references (slow, plain NumPy)
@@ -62,18 +62,22 @@ def test_cull_matches_reference(seed):
     r, t = random_pose(rng)
     proj = np.array([1.8, 0.0, 2.4, 0.1])
     lo, hi = np.array([-2.0, -2.5, -1.0]), np.array([2.0, 2.5, 3.0])
-    got = cull_face_centroids(cen, r, t, proj, 1.05, 0.05, lo, hi)
+    got = cull_face_centroids(cen, np.arange(len(cen)), r, t, proj, 1.05, 0.05, lo, hi)
     want = ref_cull(cen, r, t, proj, 1.05, 0.05, lo, hi)
     assert want.any() and not want.all()  # the random case exercises both outcomes
     np.testing.assert_array_equal(got, want)
+    some = rng.permutation(len(cen))[: len(cen) // 2]  # only listed candidates can be kept
+    only = np.zeros(len(cen), bool)
+    only[some] = True
+    np.testing.assert_array_equal(cull_face_centroids(cen, some, r, t, proj, 1.05, 0.05, lo, hi), want & only)
 
 
 def test_cull_no_face_visible_and_empty_input():
     cen = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 0.01], [5.0, 0.0, 1.0]])  # behind, too near, outside
     eye = np.eye(3)
     args = (eye, np.zeros(3), np.array([1.8, 0.0, 2.4, 0.0]), 1.05, 0.05, np.full(3, -10.0), np.full(3, 10.0))
-    assert not cull_face_centroids(cen, *args).any()
-    assert cull_face_centroids(np.zeros((0, 3)), *args).shape == (0,)
+    assert not cull_face_centroids(cen, np.arange(3), *args).any()
+    assert cull_face_centroids(np.zeros((0, 3)), np.zeros(0, np.int64), *args).shape == (0,)
 
 
 # ---------------------------------------------------------------- sampling
@@ -148,3 +152,24 @@ def test_far_with_no_samples_keeps_everything_and_rejects_bad_radius():
     assert far_from_samples(np.zeros((4, 3)), np.zeros((0, 3)), 0.1).all()
     with pytest.raises(ValueError, match="radius"):
         far_from_samples(np.zeros((1, 3)), np.zeros((1, 3)), 0.0)
+
+
+# ---------------------------------------------------------------- depth box
+def test_depth_world_box_matches_back_projection():
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.3, 6.0, size=(24, 32)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = np.nan
+    depth[rng.random(depth.shape) < 0.1] = 0.0  # "no reading" in the raw formats
+    k = np.array([30.0, 28.0, 15.5, 12.25])
+    r, t = random_pose(rng)
+    lo, hi, n = depth_world_box(depth, k, r, t)
+    ok = np.isfinite(depth) & (depth > 0)
+    i, j = np.nonzero(ok)
+    z = depth[ok].astype(np.float64)
+    cam = np.stack([(j + 0.5 - k[2]) / k[0] * z, (i + 0.5 - k[3]) / k[1] * z, z], 1)
+    world = cam @ r.T + t
+    assert n == ok.sum()
+    np.testing.assert_allclose(lo, world.min(0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hi, world.max(0), rtol=0, atol=1e-12)
+    lo, hi, n = depth_world_box(np.full((4, 4), np.nan, np.float32), k, r, t)
+    assert n == 0 and np.isinf(lo).all() and np.isinf(hi).all()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.geometry.camera import pixel_directions, world_to_camera
-from pipeline.geometry.raster import depth_maps_raster, rasterise_depths
+from pipeline.geometry.chunks import build_chunks, chunks_in_view
+from pipeline.geometry.raster import depth_maps_raster, rasterise_depths, view_planes
 
 K = np.array([20.0, 18.0, 15.3, 11.7])  # fx, fy, cx, cy of a 32×24 camera (off-centre principal point)
 W, H = 32, 24
@@ -59,8 +60,12 @@ def test_matches_brute_force_on_random_triangles(seed):
     t_wc = random_pose(rng)  # put the scene in a world frame: the kernel must undo the pose
     world = cam @ t_wc[:3, :3].T + t_wc[:3, 3]
     t_cw = world_to_camera(t_wc)
-    got = rasterise_depths(world, faces, structure, t_cw[:3, :3].copy(), t_cw[:3, 3].copy(),
-                           *K, W, H)
+    chunks = build_chunks(world, faces, structure, size=2)  # small chunks: some are culled
+    r, t = t_cw[:3, :3].copy(), t_cw[:3, 3].copy()
+    planes = view_planes(*K, W, H)
+    ok = chunks_in_view(chunks.lo, chunks.hi, r, t, planes)
+    assert 0 < ok.sum() < ok.size
+    got = rasterise_depths(world, chunks.faces, chunks.structure, chunks.starts, ok, r, t, *K, W, H)
     want = brute_force(cam, faces, structure)
     assert np.isfinite(want[0]).mean() > 0.5 and np.isfinite(want[1]).any()
     for g, w in zip(got, want):
@@ -79,7 +84,7 @@ def test_watertight_when_rays_pass_through_shared_edges_and_vertices():
     idx = np.arange(v.shape[0]).reshape(gx.shape)
     q = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], -1).reshape(-1, 4)
     f = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 3, 2]]])
-    rendered, amodal = depth_maps_raster(v, f, np.zeros(len(f), bool), np.eye(4), k, W, H)
+    rendered, amodal = depth_maps_raster(v, build_chunks(v, f, np.zeros(len(f), bool)), np.eye(4), k, W, H)
     np.testing.assert_array_equal(rendered, 2.0)
     np.testing.assert_array_equal(amodal, 2.0)
 

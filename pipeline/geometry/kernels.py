@@ -15,6 +15,7 @@ from numba import njit, prange
 @njit(parallel=True, cache=True)
 def cull_face_centroids(
     centroids: np.ndarray,
+    candidates: np.ndarray,
     rotation_cw: np.ndarray,
     translation_cw: np.ndarray,
     proj: np.ndarray,
@@ -25,14 +26,16 @@ def cull_face_centroids(
 ) -> np.ndarray:
     """Mask of faces whose centroid is in the widened frustum and inside a world box (SPEC §4).
 
-    centroids: (F, 3) world. rotation_cw (3, 3), translation_cw (3,): world → camera.
+    centroids: (F, 3) world. candidates: (n,) int64 distinct face ids to test (faces not listed are
+    not kept; pass all ids, or a superset of the kept ones such as ``chunks.faces_in_view``).
+    rotation_cw (3, 3), translation_cw (3,): world → camera.
     proj: (4,) a_u, c_u, a_v, c_v with u = a_u·x/z + c_u, v = a_v·y/z + c_v (normalised units).
     A face is kept iff z > z_near, |u| < widen, |v| < widen and box_lo ≤ centroid ≤ box_hi.
     Returns (F,) bool.
     """
-    n = centroids.shape[0]
-    keep = np.zeros(n, dtype=np.bool_)
-    for i in prange(n):
+    keep = np.zeros(centroids.shape[0], dtype=np.bool_)
+    for k in prange(candidates.shape[0]):
+        i = candidates[k]
         c0 = centroids[i, 0]
         c1 = centroids[i, 1]
         c2 = centroids[i, 2]
@@ -48,6 +51,39 @@ def cull_face_centroids(
         v = proj[2] * y / z + proj[3]
         keep[i] = abs(u) < widen and abs(v) < widen
     return keep
+
+
+@njit(cache=True)
+def depth_world_box(depth: np.ndarray, intrinsics: np.ndarray, rotation_wc: np.ndarray,
+                    translation_wc: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """World bounding box of a back-projected z-depth map, in one pass without temporaries.
+
+    depth (H, W) float32 metres (NaN or ≤ 0: no reading); intrinsics (4,) fx, fy, cx, cy pixels
+    (pixel centres at integer + 0.5); rotation_wc (3, 3), translation_wc (3,) camera → world.
+    Returns lo (3,), hi (3,) float64 world metres (+inf / −inf if no pixel is valid) and the number
+    of valid pixels.
+    """
+    fx, fy, cx, cy = intrinsics[0], intrinsics[1], intrinsics[2], intrinsics[3]
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    count = 0
+    for i in range(depth.shape[0]):
+        for j in range(depth.shape[1]):
+            d = depth[i, j]
+            if not (np.isfinite(d) and d > 0):
+                continue
+            count += 1
+            z = np.float64(d)
+            x = (j + 0.5 - cx) / fx * z
+            y = (i + 0.5 - cy) / fy * z
+            for a in range(3):
+                p = rotation_wc[a, 0] * x + rotation_wc[a, 1] * y + rotation_wc[a, 2] * z
+                lo[a] = min(lo[a], p)
+                hi[a] = max(hi[a], p)
+    for a in range(3):
+        lo[a] += translation_wc[a]
+        hi[a] += translation_wc[a]
+    return lo, hi, count
 
 
 @njit(cache=True)

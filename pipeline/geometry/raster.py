@@ -16,8 +16,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.geometry.chunks import FaceChunks, chunk_members, chunks_in_view
+
 _Z_CLIP = 1e-6  # metres: the part of a face closer than this to the camera plane is not bounded
 _PAD = 1e-3     # pixels: the tested box is this much larger than the projected face (rounding)
+
+
+def view_planes(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> np.ndarray:
+    """(5, 4) camera-frame half-spaces a·x + b·y + c·z + d ≥ 0 of what the image can see: the image
+    borders widened by one pixel (planes through the camera centre, as in the vertex outcodes of
+    ``_camera_vertices``) and z ≥ _Z_CLIP."""
+    return np.array([[fx, 0.0, cx + 1.0, 0.0], [-fx, 0.0, width + 1.0 - cx, 0.0],
+                     [0.0, fy, cy + 1.0, 0.0], [0.0, -fy, height + 1.0 - cy, 0.0],
+                     [0.0, 0.0, 1.0, -_Z_CLIP]])
 
 
 @njit(cache=True)
@@ -78,6 +89,8 @@ def _pixel_box(p: np.ndarray, fx: float, fy: float, cx: float, cy: float, width:
             v = fy * y / z + cy
             xmin, xmax = min(xmin, u), max(xmax, u)
             ymin, ymax = min(ymin, v), max(ymax, v)
+    if xmin > xmax or ymin > ymax:
+        return 0, -1, 0, -1
     # Centre j + 0.5 in [xmin, xmax]  <=>  j in [ceil(xmin − 0.5), floor(xmax − 0.5)].
     j0 = int(np.ceil(max(xmin - 0.5 - _PAD, -1.0)))
     j1 = int(np.floor(min(xmax - 0.5 + _PAD, width)))
@@ -88,14 +101,16 @@ def _pixel_box(p: np.ndarray, fx: float, fy: float, cx: float, cy: float, width:
 
 @njit(cache=True)
 def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
-                     rotation_cw: np.ndarray, translation_cw: np.ndarray, fx: float, fy: float,
-                     cx: float, cy: float, width: int,
-                     height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     starts: np.ndarray, chunk_ok: np.ndarray, rotation_cw: np.ndarray,
+                     translation_cw: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                     width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest, nearest-structure and farthest hit depth per pixel, each (height, width) float64.
 
-    vertices (V, 3) float64 world metres; faces (F, 3) int vertex ids (any winding); structure (F,)
-    bool; rotation_cw (3, 3), translation_cw (3,) world → camera (OpenCV); fx, fy, cx, cy pixels.
-    A hit counts where t > 0. No hit: +inf (nearest) and −inf (farthest). Zero-area faces never hit.
+    vertices (V, 3) float64 world metres; faces (F, 3) int vertex ids (any winding) and structure
+    (F,) bool in chunk order; starts (C + 1,) chunk boundaries, chunk_ok (C,) bool: only faces of
+    chunks marked True are drawn (``pipeline.geometry.chunks``); rotation_cw (3, 3), translation_cw
+    (3,) world → camera (OpenCV); fx, fy, cx, cy pixels. A hit counts where t > 0.
+    No hit: +inf (nearest) and −inf (farthest). Zero-area faces never hit.
     """
     cam, code = _camera_vertices(vertices, rotation_cw, translation_cw, fx, fy, cx, cy, width, height)
     near = np.full((height, width), np.inf)
@@ -105,7 +120,7 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     ys = (np.arange(height) + 0.5 - cy) / fy
     p = np.empty((3, 3))
     edge = np.empty((3, 3))  # edge[k] = p[k+1] × p[k+2]: the plane of the edge opposite vertex k
-    for f in range(faces.shape[0]):
+    for f in chunk_members(starts, chunk_ok):
         ia, ib, ic = faces[f, 0], faces[f, 1], faces[f, 2]
         if code[ia] & code[ib] & code[ic]:
             continue  # all three vertices beyond one frustum plane (or all behind the camera)
@@ -156,19 +171,22 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     return near, near_structure, far
 
 
-def depth_maps_raster(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
-                      world_to_camera: np.ndarray, intrinsics: np.ndarray, width: int,
-                      height: int) -> tuple[np.ndarray, np.ndarray]:
+def depth_maps_raster(vertices: np.ndarray, chunks: FaceChunks, world_to_camera: np.ndarray,
+                      intrinsics: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Rendered (nearest hit) and amodal depth, each (height, width) float32 metres, NaN = no hit.
 
-    vertices (V, 3) float64 world; faces (F, 3) int; structure (F,) bool; world_to_camera (4, 4)
-    float64; intrinsics (4,) fx, fy, cx, cy pixels. Amodal = min(first structure hit, farthest hit).
+    vertices (V, 3) float64 world; chunks: the scene's faces in chunks (``build_chunks``);
+    world_to_camera (4, 4) float64; intrinsics (4,) fx, fy, cx, cy pixels.
+    Amodal = min(first structure hit, farthest hit).
     """
     t_cw = np.asarray(world_to_camera, dtype=np.float64)
+    rotation, translation = np.ascontiguousarray(t_cw[:3, :3]), np.ascontiguousarray(t_cw[:3, 3])
     fx, fy, cx, cy = (float(a) for a in intrinsics)
-    near, near_structure, far = rasterise_depths(
-        vertices, faces, structure, np.ascontiguousarray(t_cw[:3, :3]),
-        np.ascontiguousarray(t_cw[:3, 3]), fx, fy, cx, cy, int(width), int(height))
+    ok = chunks_in_view(chunks.lo, chunks.hi, rotation, translation,
+                        view_planes(fx, fy, cx, cy, width, height))
+    near, near_structure, far = rasterise_depths(vertices, chunks.faces, chunks.structure, chunks.starts,
+                                                 ok, rotation, translation, fx, fy, cx, cy,
+                                                 int(width), int(height))
     amodal = np.minimum(near_structure, far)
 
     def finite(d: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Per-scene mesh state built once and reused for every frame, plus the ray-casting wrappers.
 
 ``SceneGeometry`` holds float64 face normals, areas and centroids (for the Numba kernels), a per-face
-"structure" mask (for amodal depth) and an Open3D Embree ``RaycastingScene``. The Embree BVH cannot
-be pickled: pickling drops it and the receiving process (e.g. a Dask worker) rebuilds it lazily on
-first use (about 0.1 s per 300k faces), so sending a ``SceneGeometry`` to workers is cheap and correct.
+"structure" mask (for amodal depth), the faces in spatially coherent chunks (for the rasterising
+depth kernel) and an Open3D Embree ``RaycastingScene``. The Embree BVH cannot be pickled: pickling
+drops it and the chunks, and the receiving process (e.g. a Dask worker) rebuilds them lazily on first
+use (about 0.1 s per 300k faces each), so sending a ``SceneGeometry`` to workers is cheap and correct.
 Depth maps here are z-depths in metres of the virtual camera, NaN where the ray hits nothing.
 """
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import open3d as o3d
+
+from pipeline.geometry.chunks import FaceChunks, build_chunks
 
 
 @dataclass(eq=False)
@@ -34,6 +37,7 @@ class SceneGeometry:
     centroids: np.ndarray
     _raycaster: Any = field(default=None, repr=False, compare=False)
     _structure_raycaster: Any = field(default=None, repr=False, compare=False)
+    _chunks: FaceChunks | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_mesh(cls, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None,
@@ -71,6 +75,13 @@ class SceneGeometry:
         return cls(v, f, labels, structure, normals, 0.5 * norm, (a + b + c) / 3.0)
 
     @property
+    def chunks(self) -> FaceChunks:
+        """The faces in spatially coherent chunks with world boxes (built on first use, then cached)."""
+        if self._chunks is None:
+            self._chunks = build_chunks(self.vertices, self.faces, self.structure)
+        return self._chunks
+
+    @property
     def raycaster(self) -> o3d.t.geometry.RaycastingScene:
         """The Embree scene of all faces (built on first use, then cached)."""
         if self._raycaster is None:
@@ -87,8 +98,8 @@ class SceneGeometry:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        # Embree BVHs are not picklable; the receiver rebuilds them lazily.
-        state["_raycaster"] = state["_structure_raycaster"] = None
+        # Embree BVHs are not picklable, chunks are big: the receiver rebuilds them lazily.
+        state["_raycaster"] = state["_structure_raycaster"] = state["_chunks"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
