@@ -9,6 +9,7 @@ is not modelled (ScanNet/Matterport images are used as undistorted pinhole image
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from PIL import Image
 
 
@@ -61,8 +62,7 @@ def resample_depth(depth: np.ndarray, source_k: np.ndarray, width: int, height: 
     (holes are never filled by interpolation). Samples up to ``edge_tolerance`` source pixels past the
     outer pixel centres are clamped to the border; farther out they are NaN (no reading there).
     """
-    d = np.asarray(depth, dtype=np.float32)
-    d = np.where(d > 0, d, np.float32(np.nan))  # 0 = "no reading" in the raw formats; NaN > 0 is False too
+    d = np.ascontiguousarray(depth, dtype=np.float32)
     h, w = d.shape
     fx_v, fy_v, cx_v, cy_v = (float(a) for a in virtual_k)
     k = np.asarray(source_k, dtype=np.float64)
@@ -75,15 +75,37 @@ def resample_depth(depth: np.ndarray, source_k: np.ndarray, width: int, height: 
     ys = np.clip(ys, 0.0, h - 1.0)
     x0 = np.minimum(np.floor(xs).astype(np.int64), max(w - 2, 0))
     y0 = np.minimum(np.floor(ys).astype(np.int64), max(h - 2, 0))
-    x1 = np.minimum(x0 + 1, w - 1)[None, :]
-    y1 = np.minimum(y0 + 1, h - 1)[:, None]
-    ax = (xs - x0).astype(np.float32)[None, :]
-    ay = (ys - y0).astype(np.float32)[:, None]
-    x0, y0 = x0[None, :], y0[:, None]
-    # Gather the four taps directly (no full-row intermediates); float32 is exact to ~0.1 µm at 5 m.
-    top = d[y0, x0] * (1 - ax) + d[y0, x1] * ax
-    bottom = d[y1, x0] * (1 - ax) + d[y1, x1] * ax
-    out = top * (1 - ay) + bottom * ay  # NaN in any of the 4 taps propagates, even at weight 0
-    out[y_out, :] = np.nan
-    out[:, x_out] = np.nan
-    return out.astype(np.float32)
+    # float32 weights: exact to ~0.1 µm at 5 m.
+    return _bilinear(d, x0, y0, (xs - x0).astype(np.float32), (ys - y0).astype(np.float32), x_out, y_out)
+
+
+@njit(cache=True)
+def _tap(v: np.float32) -> np.float32:
+    """A depth reading, or NaN where there is none (≤ 0 or NaN in the raw formats)."""
+    return v if v > 0 else np.float32(np.nan)
+
+
+@njit(cache=True)
+def _bilinear(d: np.ndarray, x0: np.ndarray, y0: np.ndarray, ax: np.ndarray, ay: np.ndarray,
+              x_out: np.ndarray, y_out: np.ndarray) -> np.ndarray:
+    """(len(y0), len(x0)) float32 bilinear samples of d (h, w) float32 at rows y0 + ay, columns
+    x0 + ax (int64 / float32 per axis); NaN where a tap is a hole (even at weight 0) and on rows /
+    columns flagged in y_out / x_out (bool)."""
+    h, w = d.shape
+    out = np.empty((y0.shape[0], x0.shape[0]), dtype=np.float32)
+    one = np.float32(1.0)
+    for i in range(y0.shape[0]):
+        r0 = y0[i]
+        r1 = min(r0 + 1, h - 1)
+        wy = ay[i]
+        for j in range(x0.shape[0]):
+            if y_out[i] or x_out[j]:
+                out[i, j] = np.nan
+                continue
+            c0 = x0[j]
+            c1 = min(c0 + 1, w - 1)
+            wx = ax[j]
+            top = _tap(d[r0, c0]) * (one - wx) + _tap(d[r0, c1]) * wx
+            bottom = _tap(d[r1, c0]) * (one - wx) + _tap(d[r1, c1]) * wx
+            out[i, j] = top * (one - wy) + bottom * wy
+    return out
