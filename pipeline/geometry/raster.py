@@ -25,42 +25,37 @@ _PAD = 1e-3     # pixels: the tested box is this much larger than the projected 
 def view_planes(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> np.ndarray:
     """(5, 4) camera-frame half-spaces a·x + b·y + c·z + d ≥ 0 of what the image can see: the image
     borders widened by one pixel (planes through the camera centre, as in the vertex outcodes of
-    ``_camera_vertices``) and z ≥ _Z_CLIP."""
+    ``_camera_vertex``) and z ≥ _Z_CLIP."""
     return np.array([[fx, 0.0, cx + 1.0, 0.0], [-fx, 0.0, width + 1.0 - cx, 0.0],
                      [0.0, fy, cy + 1.0, 0.0], [0.0, -fy, height + 1.0 - cy, 0.0],
                      [0.0, 0.0, 1.0, -_Z_CLIP]])
 
 
 @njit(cache=True)
-def _camera_vertices(vertices: np.ndarray, rotation_cw: np.ndarray, translation_cw: np.ndarray,
-                     fx: float, fy: float, cx: float, cy: float, width: int,
-                     height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-frame vertices (V, 3) float64 and their outcodes (V,) uint8.
+def _camera_vertex(vertices: np.ndarray, i: int, rotation_cw: np.ndarray, translation_cw: np.ndarray,
+                   fx: float, fy: float, cx: float, cy: float, width: int, height: int,
+                   cam: np.ndarray, code: np.ndarray) -> None:
+    """Write vertex i in camera coordinates into cam[i] (3,) and its outcode into code[i] (uint8).
 
     Outcode bits: 1 = z ≤ _Z_CLIP, 2/4 = left/right of the image, 8/16 = above/below it, each by
     more than one pixel, tested as half-spaces through the camera centre so they hold for any z.
     """
-    n = vertices.shape[0]
-    cam = np.empty((n, 3))
-    code = np.zeros(n, dtype=np.uint8)
-    for i in range(n):
-        for a in range(3):
-            cam[i, a] = (rotation_cw[a, 0] * vertices[i, 0] + rotation_cw[a, 1] * vertices[i, 1]
-                         + rotation_cw[a, 2] * vertices[i, 2] + translation_cw[a])
-        x, y, z = cam[i, 0], cam[i, 1], cam[i, 2]
-        c = 0
-        if z <= _Z_CLIP:
-            c |= 1
-        if fx * x + (cx + 1.0) * z < 0.0:
-            c |= 2
-        if fx * x + (cx - width - 1.0) * z > 0.0:
-            c |= 4
-        if fy * y + (cy + 1.0) * z < 0.0:
-            c |= 8
-        if fy * y + (cy - height - 1.0) * z > 0.0:
-            c |= 16
-        code[i] = c
-    return cam, code
+    for a in range(3):
+        cam[i, a] = (rotation_cw[a, 0] * vertices[i, 0] + rotation_cw[a, 1] * vertices[i, 1]
+                     + rotation_cw[a, 2] * vertices[i, 2] + translation_cw[a])
+    x, y, z = cam[i, 0], cam[i, 1], cam[i, 2]
+    c = 0
+    if z <= _Z_CLIP:
+        c |= 1
+    if fx * x + (cx + 1.0) * z < 0.0:
+        c |= 2
+    if fx * x + (cx - width - 1.0) * z > 0.0:
+        c |= 4
+    if fy * y + (cy + 1.0) * z < 0.0:
+        c |= 8
+    if fy * y + (cy - height - 1.0) * z > 0.0:
+        c |= 16
+    code[i] = c
 
 
 @njit(cache=True)
@@ -72,19 +67,19 @@ def _pixel_box(p: np.ndarray, fx: float, fy: float, cx: float, cy: float, width:
     so faces reaching behind the camera get a finite box; empty when j0 > j1 or i0 > i1.
     """
     xmin, xmax, ymin, ymax = np.inf, -np.inf, np.inf, -np.inf
-    for k in range(3):
-        a = p[k]
-        b = p[(k + 1) % 3]
+    for k in range(3):  # scalar indexing only: array views cost reference counting per face
+        a = k
+        b = (k + 1) % 3
         for q in range(2):  # the vertex a if in front, then the crossing of edge a→b if any
             if q == 0:
-                if a[2] <= _Z_CLIP:
+                if p[a, 2] <= _Z_CLIP:
                     continue
-                x, y, z = a[0], a[1], a[2]
+                x, y, z = p[a, 0], p[a, 1], p[a, 2]
             else:
-                if (a[2] > _Z_CLIP) == (b[2] > _Z_CLIP):
+                if (p[a, 2] > _Z_CLIP) == (p[b, 2] > _Z_CLIP):
                     continue
-                s = (_Z_CLIP - a[2]) / (b[2] - a[2])
-                x, y, z = a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1]), _Z_CLIP
+                s = (_Z_CLIP - p[a, 2]) / (p[b, 2] - p[a, 2])
+                x, y, z = p[a, 0] + s * (p[b, 0] - p[a, 0]), p[a, 1] + s * (p[b, 1] - p[a, 1]), _Z_CLIP
             u = fx * x / z + cx
             v = fy * y / z + cy
             xmin, xmax = min(xmin, u), max(xmax, u)
@@ -112,7 +107,10 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     (3,) world → camera (OpenCV); fx, fy, cx, cy pixels. A hit counts where t > 0.
     No hit: +inf (nearest) and −inf (farthest). Zero-area faces never hit.
     """
-    cam, code = _camera_vertices(vertices, rotation_cw, translation_cw, fx, fy, cx, cy, width, height)
+    # Vertices are transformed on first use: only those of chunks in view are ever touched.
+    cam = np.empty(vertices.shape)
+    code = np.empty(vertices.shape[0], dtype=np.uint8)
+    done = np.zeros(vertices.shape[0], dtype=np.bool_)
     near = np.full((height, width), np.inf)
     near_structure = np.full((height, width), np.inf)
     far = np.full((height, width), -np.inf)
@@ -122,6 +120,11 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     edge = np.empty((3, 3))  # edge[k] = p[k+1] × p[k+2]: the plane of the edge opposite vertex k
     for f in chunk_members(starts, chunk_ok):
         ia, ib, ic = faces[f, 0], faces[f, 1], faces[f, 2]
+        for v in (ia, ib, ic):
+            if not done[v]:
+                _camera_vertex(vertices, v, rotation_cw, translation_cw, fx, fy, cx, cy, width, height,
+                               cam, code)
+                done[v] = True
         if code[ia] & code[ib] & code[ic]:
             continue  # all three vertices beyond one frustum plane (or all behind the camera)
         for a in range(3):
@@ -130,10 +133,10 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
         if j0 > j1 or i0 > i1:
             continue
         for k in range(3):
-            a, b = p[(k + 1) % 3], p[(k + 2) % 3]
-            edge[k, 0] = a[1] * b[2] - a[2] * b[1]
-            edge[k, 1] = a[2] * b[0] - a[0] * b[2]
-            edge[k, 2] = a[0] * b[1] - a[1] * b[0]
+            a, b = (k + 1) % 3, (k + 2) % 3
+            edge[k, 0] = p[a, 1] * p[b, 2] - p[a, 2] * p[b, 1]
+            edge[k, 1] = p[a, 2] * p[b, 0] - p[a, 0] * p[b, 2]
+            edge[k, 2] = p[a, 0] * p[b, 1] - p[a, 1] * p[b, 0]
         # Face normal from differences (accurate far from the camera) and the plane offset n·p0.
         e1x, e1y, e1z = p[1, 0] - p[0, 0], p[1, 1] - p[0, 1], p[1, 2] - p[0, 2]
         e2x, e2y, e2z = p[2, 0] - p[0, 0], p[2, 1] - p[0, 1], p[2, 2] - p[0, 2]
