@@ -5,11 +5,11 @@
 Runs on ONE core (Numba and Embree limited to one thread) and prints frames/s per core for each step
 of ``pipeline.frames.prepare_frame`` (resampling, ray casting, culling, sampling — from its timing
 hook; "ray casting" is the default ``amodal_method="raster"``, z-buffers of the faces in view with
-exact ray–triangle tests) plus shard writing, and all-in. The same frames (a prefix of ``--reference-frames``) are then
-prepared by a straightforward reference: per frame, a fresh Embree BVH (no shared scene; trimesh's
-own ray caster needs rtree, which this environment lacks) with ``list_intersections`` for all hits,
-NumPy culling, ``rng.choice`` face sampling, and brute-force NumPy distances for the non-surface
-exclusion; resampling and writing use the same code in both.
+exact ray–triangle tests) plus shard writing, and all-in. The same frames (a prefix of
+``--reference-frames``) are then prepared by a straightforward reference: per frame, a fresh Embree
+BVH (no shared scene; trimesh's own ray caster needs rtree, which this environment lacks) with
+``list_intersections`` for all hits, NumPy culling, ``rng.choice`` face sampling, and brute-force
+NumPy distances for the non-surface exclusion; resampling and writing use the same code in both.
 
 Inputs are made before timing and are what the real ScanNet reader (``pipeline.sources``) hands to
 ``prepare_frame``: colour rendered at ScanNet's 1296×968 colour size and intrinsics, JPEG-encoded and

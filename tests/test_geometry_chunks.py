@@ -27,10 +27,11 @@ def test_chunk_culling_keeps_every_face_the_full_test_keeps():
         r *= np.sign(np.linalg.det(r))
         t = -r @ rng.uniform(-1, 1, 3)
         lo, hi = rng.uniform(-4, -1, 3), rng.uniform(1, 4, 3)
-        full = np.flatnonzero(cull_face_centroids(centroids, np.arange(len(f)), r, t, proj, 1.05, 0.05, lo, hi))
+        args = (r, t, proj, 1.05, 0.05, lo, hi)
+        full = np.flatnonzero(cull_face_centroids(centroids, np.arange(len(f)), *args))
         near = faces_in_view(chunks, r, t, frustum_planes(proj, 1.05, 0.05), lo, hi)
         assert len(near) < 0.7 * len(f)  # chunks are culled
-        kept = np.flatnonzero(cull_face_centroids(centroids, near, r, t, proj, 1.05, 0.05, lo, hi))
+        kept = np.flatnonzero(cull_face_centroids(centroids, near, *args))
         np.testing.assert_array_equal(kept, full)
         sizes.append(full.size)
     assert min(sizes) > 0  # every case keeps some faces

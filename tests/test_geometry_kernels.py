@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.geometry.kernels import cull_face_centroids, depth_world_box, far_from_samples, sample_offset_surface
+from pipeline.geometry.kernels import (cull_face_centroids, depth_world_box, far_from_samples,
+                                       sample_offset_surface)
 
 
 # ---------------------------------------------------------------- references (slow, plain NumPy)

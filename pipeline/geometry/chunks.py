@@ -49,24 +49,25 @@ def build_chunks(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
     vertices (V, 3) float64 world; faces (F, 3) int vertex ids; structure (F,) bool.
     """
     v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    s = np.asarray(structure, dtype=bool)
+    if f.shape[0] == 0:
+        return FaceChunks(np.zeros(0, np.int64), np.zeros((0, 3), np.int32), s, np.zeros(1, np.int64),
+                          np.zeros((0, 3)), np.zeros((0, 3)))
     tri = v[f]                                              # (F, 3 vertices, 3)
     centroid = tri.mean(axis=1)
-    if f.shape[0]:
-        lo, hi = centroid.min(axis=0), centroid.max(axis=0)
-        q = ((centroid - lo) / np.maximum(hi - lo, 1e-12) * (2**21 - 1)).astype(np.int64)
-        key = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1)) | (_spread_bits(q[:, 2]) << np.uint64(2))
-        order = np.argsort(key, kind="stable")
-    else:
-        order = np.zeros(0, dtype=np.int64)
+    lo, hi = centroid.min(axis=0), centroid.max(axis=0)
+    q = ((centroid - lo) / np.maximum(hi - lo, 1e-12) * (2**21 - 1)).astype(np.int64)
+    key = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1)) | (_spread_bits(q[:, 2]) << np.uint64(2))
+    order = np.argsort(key, kind="stable")
     starts = np.append(np.arange(0, f.shape[0], size), f.shape[0]).astype(np.int64)
     tri = tri[order]
     # Boxes padded by 1 µm so that no rounding in the per-frame plane tests can reject a face's point.
-    chunk_lo = np.minimum.reduceat(tri.min(axis=1), starts[:-1], axis=0) - 1e-6 if f.shape[0] else np.zeros((0, 3))
-    chunk_hi = np.maximum.reduceat(tri.max(axis=1), starts[:-1], axis=0) + 1e-6 if f.shape[0] else np.zeros((0, 3))
+    chunk_lo = np.minimum.reduceat(tri.min(axis=1), starts[:-1], axis=0) - 1e-6
+    chunk_hi = np.maximum.reduceat(tri.max(axis=1), starts[:-1], axis=0) + 1e-6
     return FaceChunks(order.astype(np.int64), np.ascontiguousarray(f[order], dtype=np.int32),
-                      np.ascontiguousarray(np.asarray(structure, dtype=bool)[order]), starts,
-                      np.ascontiguousarray(chunk_lo), np.ascontiguousarray(chunk_hi))
+                      np.ascontiguousarray(s[order]), starts, np.ascontiguousarray(chunk_lo),
+                      np.ascontiguousarray(chunk_hi))
 
 
 @njit(cache=True)
