@@ -21,6 +21,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -157,7 +158,8 @@ def evaluate(frames: Sequence[FrameRef], settings: Settings, workers: int = 1) -
     """
     _check(settings)
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: forking a process that already runs GNU OpenMP (numba, open3d) aborts.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(tqdm(pool.map(_frame_rows, frames, [settings] * len(frames)),
                                 total=len(frames), desc="evaluate", unit="frame"))
     else:
