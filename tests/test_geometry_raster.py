@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.geometry.camera import pixel_directions, world_to_camera
-from pipeline.geometry.chunks import build_chunks, chunks_in_view
+from pipeline.geometry.chunks import build_chunks, chunk_members, chunks_in_view
 from pipeline.geometry.raster import depth_maps_raster, rasterise_depths, view_planes
 
 K = np.array([20.0, 18.0, 15.3, 11.7])  # fx, fy, cx, cy of a 32×24 camera (off-centre principal point)
@@ -65,7 +65,8 @@ def test_matches_brute_force_on_random_triangles(seed):
     planes = view_planes(*K, W, H)
     ok = chunks_in_view(chunks.lo, chunks.hi, r, t, planes)
     assert 0 < ok.sum() < ok.size
-    got = rasterise_depths(world, chunks.faces, chunks.structure, chunks.starts, ok, r, t, *K, W, H)
+    members = chunk_members(chunks.starts, ok)
+    got = rasterise_depths(world, chunks.faces, chunks.structure, members, r, t, *K, W, H)
     want = brute_force(cam, faces, structure)
     assert np.isfinite(want[0]).mean() > 0.5 and np.isfinite(want[1]).any()
     for g, w in zip(got, want):

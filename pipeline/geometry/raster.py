@@ -96,14 +96,14 @@ def _pixel_box(p: np.ndarray, fx: float, fy: float, cx: float, cy: float, width:
 
 @njit(cache=True)
 def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
-                     starts: np.ndarray, chunk_ok: np.ndarray, rotation_cw: np.ndarray,
+                     members: np.ndarray, rotation_cw: np.ndarray,
                      translation_cw: np.ndarray, fx: float, fy: float, cx: float, cy: float,
                      width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest, nearest-structure and farthest hit depth per pixel, each (height, width) float64.
 
     vertices (V, 3) float64 world metres; faces (F, 3) int vertex ids (any winding) and structure
-    (F,) bool in chunk order; starts (C + 1,) chunk boundaries, chunk_ok (C,) bool: only faces of
-    chunks marked True are drawn (``pipeline.geometry.chunks``); rotation_cw (3, 3), translation_cw
+    (F,) bool in chunk order; members (n,) int64: the positions drawn (``chunk_members`` of the
+    chunks in view, ``pipeline.geometry.chunks``); rotation_cw (3, 3), translation_cw
     (3,) world → camera (OpenCV); fx, fy, cx, cy pixels. A hit counts where t > 0.
     No hit: +inf (nearest) and −inf (farthest). Zero-area faces never hit.
     """
@@ -118,7 +118,7 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     ys = (np.arange(height) + 0.5 - cy) / fy
     p = np.empty((3, 3))
     edge = np.empty((3, 3))  # edge[k] = p[k+1] × p[k+2]: the plane of the edge opposite vertex k
-    for f in chunk_members(starts, chunk_ok):
+    for f in members:
         ia, ib, ic = faces[f, 0], faces[f, 1], faces[f, 2]
         for v in (ia, ib, ic):
             if not done[v]:
@@ -187,9 +187,9 @@ def depth_maps_raster(vertices: np.ndarray, chunks: FaceChunks, world_to_camera:
     fx, fy, cx, cy = (float(a) for a in intrinsics)
     ok = chunks_in_view(chunks.lo, chunks.hi, rotation, translation,
                         view_planes(fx, fy, cx, cy, width, height))
-    near, near_structure, far = rasterise_depths(vertices, chunks.faces, chunks.structure, chunks.starts,
-                                                 ok, rotation, translation, fx, fy, cx, cy,
-                                                 int(width), int(height))
+    near, near_structure, far = rasterise_depths(vertices, chunks.faces, chunks.structure,
+                                                 chunk_members(chunks.starts, ok), rotation, translation,
+                                                 fx, fy, cx, cy, int(width), int(height))
     amodal = np.minimum(near_structure, far)
 
     def finite(d: np.ndarray) -> np.ndarray:
