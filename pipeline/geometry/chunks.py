@@ -54,17 +54,18 @@ def build_chunks(vertices: np.ndarray, faces: np.ndarray, structure: np.ndarray,
     if f.shape[0] == 0:
         return FaceChunks(np.zeros(0, np.int64), np.zeros((0, 3), np.int32), s, np.zeros(1, np.int64),
                           np.zeros((0, 3)), np.zeros((0, 3)))
-    tri = v[f]                                              # (F, 3 vertices, 3)
-    centroid = tri.mean(axis=1)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]            # (F, 3) each
+    centroid = (a + b + c) / 3.0
     lo, hi = centroid.min(axis=0), centroid.max(axis=0)
     q = ((centroid - lo) / np.maximum(hi - lo, 1e-12) * (2**21 - 1)).astype(np.int64)
     key = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1)) | (_spread_bits(q[:, 2]) << np.uint64(2))
     order = np.argsort(key, kind="stable")
     starts = np.append(np.arange(0, f.shape[0], size), f.shape[0]).astype(np.int64)
-    tri = tri[order]
+    face_lo = np.minimum(np.minimum(a, b), c)[order]
+    face_hi = np.maximum(np.maximum(a, b), c)[order]
     # Boxes padded by 1 µm so that no rounding in the per-frame plane tests can reject a face's point.
-    chunk_lo = np.minimum.reduceat(tri.min(axis=1), starts[:-1], axis=0) - 1e-6
-    chunk_hi = np.maximum.reduceat(tri.max(axis=1), starts[:-1], axis=0) + 1e-6
+    chunk_lo = np.minimum.reduceat(face_lo, starts[:-1], axis=0) - 1e-6
+    chunk_hi = np.maximum.reduceat(face_hi, starts[:-1], axis=0) + 1e-6
     return FaceChunks(order.astype(np.int64), np.ascontiguousarray(f[order], dtype=np.int32),
                       np.ascontiguousarray(s[order]), starts, np.ascontiguousarray(chunk_lo),
                       np.ascontiguousarray(chunk_hi))
