@@ -1,7 +1,7 @@
 """Experiment configuration: YAML deltas over the release defaults, merged into typed dataclasses.
 
-An experiment is the six sections of :class:`Experiment` (``model``, ``loss``, ``data``, ``optim``,
-``checkpoint``, ``validation``, ``log``). Every default is the release setting (SPEC §3); an
+An experiment is the sections of :class:`Experiment` (``model``, ``loss``, ``data``, ``optim``,
+``checkpoint``, ``validation``, ``log``, ``init``). Every default is the release setting (SPEC §3); an
 experiment file (``config/experiments/<name>.yaml``) states only what differs. Files are applied
 in order (later wins, nested sections merge key by key), then ``--set section.key=value`` overrides
 (the value is parsed as YAML). Unknown sections or keys, and values of the wrong type, are refused
@@ -98,6 +98,15 @@ class LogConfig:
 
 
 @dataclass
+class InitConfig:
+    """Optional starting weights: a ``torch.save(encoder.state_dict())`` file for the encoder (e.g. an
+    ImageNet ResNet converted to this encoder's key names); ``strict`` requires every key to match."""
+
+    encoder: str | None = None
+    strict: bool = True
+
+
+@dataclass
 class Experiment:
     """One training run's full configuration (defaults = the release)."""
 
@@ -108,6 +117,7 @@ class Experiment:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    init: InitConfig = field(default_factory=InitConfig)
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from dgs_core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_
 from dgs_core.data import ResumableSampler, ShardDataset, collate, make_loader
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
 from dgs_core.losses import Batch, training_loss
-from dgs_core.model import DGSNet
+from dgs_core.model import DGSNet, load_pretrained
 from dgs_core.train_log import TrainLog
 
 # Keys that may change between a checkpoint and the run resuming it (the schedule may be extended,
@@ -219,7 +219,10 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
         raise ConfigError(f"loss.kind={exp.loss.kind!r}: the shards hold no on-surface points for the SDF loss; "
                           f"train with loss.kind=occupancy")
     torch.manual_seed(exp.optim.seed)
-    net = DGSNet(exp.model).to(device)
+    net = DGSNet(exp.model)
+    if exp.init.encoder:
+        load_pretrained(net.encoder, exp.init.encoder, strict=exp.init.strict)
+    net = net.to(device)
     if exp.optim.compile:  # the decoder is differentiated twice (gradient term), which compiled graphs do not support
         net.encoder.compile()
     module: torch.nn.Module = LossModule(net, exp)

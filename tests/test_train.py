@@ -12,7 +12,8 @@ import torch
 from dgs_core.checkpoint import CheckpointError, load_checkpoint, load_model
 from dgs_core.experiment import load_experiment
 from dgs_core import train as train_module
-from dgs_core.train import train, train_step
+from dgs_core.model import DGSNet
+from dgs_core.train import Rank, build, train, train_step
 from dgs_core.train_log import read_scalars
 from pipeline.shards import SchemaError
 
@@ -120,3 +121,15 @@ def test_val_shards_must_match_the_training_camera(prepared_tiny, tmp_path: Path
     with pytest.raises(ValueError, match=rf"{shard}.*width is 32, expected 64"):
         train(fast("optim.iterations=1"), prepared_tiny.manifest("scannet", "train"), val, tmp_path / "c",
               device="cpu")
+
+
+def test_init_encoder_loads_pretrained_weights(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    donor = DGSNet(fast().model).encoder
+    path = tmp_path / "encoder.pt"
+    torch.save(donor.state_dict(), path)
+    net = build(fast(f"init.encoder={path}"), torch.device("cpu"), Rank())[0]
+    for key, value in donor.state_dict().items():
+        assert torch.equal(net.encoder.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="weights do not fit"):
+        build(fast(f"init.encoder={path}", "model.encoder.out_channels=[2, 2, 2, 2, 2]"), torch.device("cpu"), Rank())
