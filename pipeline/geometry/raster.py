@@ -9,7 +9,8 @@ coordinates, not a screen-space approximation: a pixel is inside a face iff the 
 through the camera centre, n_ab = p_a × p_b, give d·n_ab of one sign (zero counts as inside). A
 shared edge yields exactly negated values in its two faces, so no ray slips through a mesh
 (watertight); faces crossing the camera plane are clipped only to bound the pixels tested.
-Depths are z-depths in metres, NaN where the ray meets nothing.
+Only faces of the chunks in view (``pipeline.geometry.chunks``) are visited, and each of their
+vertices is transformed once, on first use. Depths are z-depths in metres, NaN where nothing is hit.
 """
 from __future__ import annotations
 
