@@ -56,8 +56,14 @@ def nearest_distances(query: np.ndarray, ref: np.ndarray, method: str = "auto") 
 
 
 def kdtree_distances(query: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """(N,) float64 nearest distances with one vectorised cKDTree query on all cores."""
-    dist, _ = cKDTree(ref).query(query, k=1, workers=-1)
+    """(N,) float64 nearest distances with one vectorised cKDTree query on all cores.
+
+    The tree is built by sliding midpoint without node compaction: on surface samples queried from
+    far away (ground truth occluded in a depth-map prediction) the default median-split, compacted
+    tree was 10-40x slower (2-8 s vs 0.19 s for 20k queries against 200k points); near queries
+    are as fast or faster. The distances are exact either way.
+    """
+    dist, _ = cKDTree(ref, balanced_tree=False, compact_nodes=False).query(query, k=1, workers=-1)
     return np.asarray(dist, dtype=np.float64)
 
 
