@@ -102,6 +102,7 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         box_min, box_max: (3,) camera frame, metres: the box the grid tiles.
         resolution: cells per axis.
         batch_points: query points per network call.
+        device: where the net lives ("auto" = CUDA when available).
         amp: on CUDA, run the network under bfloat16 autocast (ignored on CPU).
         z_near: near plane (m) of the frustum.
     Returns:
@@ -117,7 +118,7 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
     inside = np.flatnonzero(frustum_mask(origin, cell, resolution, norm, z_near))
     occupancy = np.zeros(resolution ** 3, dtype=np.float32)
-    device = torch.device(device)
+    device = resolve_device(device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
                 else contextlib.nullcontext())
     intrinsics = torch.tensor([norm], dtype=torch.float32, device=device)
