@@ -29,11 +29,12 @@ def sha256s(directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> tuple[Path, str, Path]:
-    """(root, scene id, scene folder of an uninterrupted in-process --workers 0 run): 16 frames,
-    4 frames per shard, some invalid poses."""
+    """(root, scene id, scene folder of an uninterrupted in-process --workers 0 run): 48 frames,
+    4 frames per shard, some invalid poses. Enough frames that the job writes shards for a few
+    tenths of a second, so a kill lands mid-run even on a fast machine."""
     base = tmp_path_factory.mktemp("robust")
     root = base / "synthetic" / "scannet"
-    scene_id = kill_rerun.make_scene(root, frames=16, seed=3)
+    scene_id = kill_rerun.make_scene(root, frames=48, seed=3)
     assert prepare_main(kill_rerun.prepare_argv(root, scene_id, base / "reference", workers=0)) == 0
     reference = kill_rerun.scene_dir(base / "reference", scene_id)
     names = {p.name for p in reference.iterdir()}
@@ -47,7 +48,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_bytes(scene, tmp_path: Path)
     argv = kill_rerun.prepare_argv(root, scene_id, tmp_path, workers=0)
     directory = kill_rerun.scene_dir(tmp_path, scene_id)
     interrupted = 0
-    for delay in np.random.default_rng(0).uniform(0.0, 0.5, size=2):
+    for delay in np.random.default_rng(0).uniform(0.0, 0.08, size=2):
         exit_code = kill_rerun.kill_while_writing(argv, directory, float(delay), tmp_path / "job.log")
         assert exit_code in (None, 0), (tmp_path / "job.log").read_text()
         found = kill_rerun.inspect(directory, expected)
