@@ -25,20 +25,27 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dgs_core.geometry import normalised_intrinsics
 from dgs_core.losses import Batch
 from pipeline.manifest import read_manifest
-from pipeline.shards import ShardReader
+from pipeline.shards import ShardLayout, ShardReader
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
-_FIELDS = ("image", "depth", "intrinsics", "near_surface_points", "near_surface_labels",
-           "near_surface_valid", "non_surface_points", "non_surface_valid")
+_FIELDS = ("image", "depth", "intrinsics", "near_surface_points", "near_surface_labels", "non_surface_points")
+_MASKS = ("near_surface_valid", "non_surface_valid")
+
+
+_SCALE = (1.0 / (255.0 * torch.tensor(IMAGE_STD))).view(1, 3, 1, 1)
+_SHIFT = (-torch.tensor(IMAGE_MEAN) / torch.tensor(IMAGE_STD)).view(1, 3, 1, 1)
+
+
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) uint8 RGB → float32 ``(x/255 − mean)/std`` (the encoder's input), on their device."""
+    x = images.to(torch.float32)
+    return torch.addcmul(_SHIFT.to(x.device), x, _SCALE.to(x.device))  # one fused pass: x·scale + shift
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(3, H, W) uint8 RGB → (3, H, W) float32 ``(x/255 − mean)/std`` (the encoder's input)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32).div_(255.0)
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    return (x - mean) / std
+    """(3, H, W) uint8 RGB array → (3, H, W) float32 normalised (see :func:`normalise_images`)."""
+    return normalise_images(torch.from_numpy(np.ascontiguousarray(image))[None])[0]
 
 
 @dataclass
@@ -95,8 +102,10 @@ class ShardDataset(Dataset):
         index = {name: i for i, name in enumerate(names)}
         self._shard = self.frames.shard.map(index).to_numpy(np.int64)
         self._row = self.frames.row.to_numpy(np.int64)
+        self._valid_counts = self.frames[["n_valid_near", "n_valid_non"]].to_numpy(np.int64)
         self._expect = dict(expect or {})
         self._readers: dict[int, ShardReader] = {}
+        self._layouts: dict[int, ShardLayout] = {}
         layout = self._reader(0).layout
         self.width, self.height = layout.width, layout.height
         self._close()  # workers start without inherited HDF5 handles
@@ -120,22 +129,31 @@ class ShardDataset(Dataset):
                 if getattr(layout, key) != want:
                     raise ValueError(f"shard {reader.path}: {key} is {getattr(layout, key)}, expected {want} "
                                      f"(all shards of a run must share one virtual camera); re-prepare it")
-            self._readers[shard] = reader
+            self._readers[shard], self._layouts[shard] = reader, layout
         return reader
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def _padded_masks(self, i: int, layout: ShardLayout) -> tuple[str, ...]:
+        """The validity masks worth reading for item ``i``: only those of a padded point set (the
+        manifest counts the valid points; a full set needs no mask, saving two reads per item)."""
+        full = (layout.n_near, layout.n_non)
+        return tuple(m for m, n, k in zip(_MASKS, self._valid_counts[i], full) if n < k)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream of ``epoch`` (call before iterating a DataLoader for it)."""
         self.epoch = int(epoch)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        """Item ``i``: image (3, H, W) normalised; intrinsics (4,) normalised; near_points (N, 3) and
+        """Item ``i``: image (3, H, W) uint8 (normalised by :func:`to_device`, after the transfer from
+        a worker, which moves a quarter of the bytes that way); intrinsics (4,) normalised; near_points (N, 3) and
         near_labels (N,) float {0, 1}; far_points (M, 3); depth (H, W) sensor metres, NaN holes;
         index () int64."""
         reader, row = self._reader(int(self._shard[i])), int(self._row[i])
-        f = reader.read(row, _FIELDS)
+        f = reader.read(row, _FIELDS + self._padded_masks(i, self._layouts[int(self._shard[i])]))
+        for mask, points in zip(_MASKS, ("near_surface_points", "non_surface_points")):
+            f.setdefault(mask, np.ones(len(f[points]), dtype=bool))
         rng = np.random.default_rng([self.seed, self.epoch, int(i)])
         cfg = self.config
         if not f["near_surface_valid"].any() or not f["non_surface_valid"].any():
@@ -153,7 +171,7 @@ class ShardDataset(Dataset):
             cx = self.width - cx
         k = normalised_intrinsics(fx, fy, cx, cy, self.width, self.height)
         return {
-            "image": image_to_tensor(image),
+            "image": torch.from_numpy(np.ascontiguousarray(image)),
             "intrinsics": torch.tensor(k, dtype=torch.float32),
             "near_points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
             "near_labels": torch.from_numpy(labels.astype(np.float32)),
@@ -164,10 +182,19 @@ class ShardDataset(Dataset):
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> Batch:
-    """Stack items into a :class:`dgs_core.losses.Batch` (the ``index`` entries are dropped)."""
+    """Stack items into a :class:`dgs_core.losses.Batch` with **uint8** images (the ``index`` entries
+    are dropped); :func:`to_device` turns it into the loss's input."""
     stack = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "index"}
     return Batch(images=stack["image"], intrinsics=stack["intrinsics"], near_points=stack["near_points"],
                  near_labels=stack["near_labels"], far_points=stack["far_points"], depth=stack["depth"])
+
+
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
+    """Every tensor of a collated ``batch`` on ``device``, uint8 images normalised there."""
+    moved = {k: (v.to(device, non_blocking=True) if v is not None else None) for k, v in vars(batch).items()}
+    if moved["images"].dtype == torch.uint8:
+        moved["images"] = normalise_images(moved["images"])
+    return Batch(**moved)
 
 
 class ResumableSampler(Sampler[int]):

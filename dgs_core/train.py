@@ -30,7 +30,7 @@ import yaml
 from tqdm import tqdm
 
 from dgs_core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from dgs_core.data import ResumableSampler, ShardDataset, collate, make_loader
+from dgs_core.data import ResumableSampler, ShardDataset, collate, make_loader, to_device
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
 from dgs_core.losses import Batch, training_loss
 from dgs_core.model import DGSNet, load_pretrained
@@ -101,11 +101,6 @@ class LossModule(torch.nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return training_loss(self.net, batch, self.loss_config)
-
-
-def to_device(batch: Batch, device: torch.device) -> Batch:
-    """Every tensor of ``batch`` on ``device``."""
-    return Batch(**{k: (v.to(device, non_blocking=True) if v is not None else None) for k, v in vars(batch).items()})
 
 
 def checkpoint_path(out: Path, step: int) -> Path:

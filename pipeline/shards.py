@@ -299,6 +299,8 @@ class ShardReader:
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._offsets: np.ndarray | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}  # path -> dataset: a group lookup costs ~0.2 ms
+        self._n_rows = 0
 
     @property
     def file(self) -> h5py.File:
@@ -318,10 +320,14 @@ class ShardReader:
                     f"(or use the code version that wrote it)")
             self._f = f
             self._offsets = f[FACES_OFFSET][...]
+            paths = [fld.path for fld in STRING_FIELDS + ARRAY_FIELDS] + [FACES_DELTA]
+            self._datasets = {path: f[path] for path in paths}
+            self._n_rows = int(f.attrs["n_rows"])
         return self._f
 
     def __len__(self) -> int:
-        return int(self.file.attrs["n_rows"])
+        self.file  # noqa: B018 — opens the file on first use
+        return self._n_rows
 
     @property
     def layout(self) -> ShardLayout:
@@ -330,9 +336,9 @@ class ShardReader:
 
     def visible_faces(self, row: int) -> np.ndarray:
         """(n,) int32 sorted visible face ids of ``row``."""
-        f = self.file
+        self.file  # noqa: B018 — opens the file on first use
         lo, hi = int(self._offsets[row]), int(self._offsets[row + 1])
-        return np.cumsum(f[FACES_DELTA][lo:hi], dtype=np.int64).astype(np.int32)
+        return np.cumsum(self._datasets[FACES_DELTA][lo:hi], dtype=np.int64).astype(np.int32)
 
     def read(self, row: int, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Selected FrameSample attributes of ``row`` as a dict (all when ``fields`` is None)."""
@@ -340,10 +346,10 @@ class ShardReader:
         if not -n <= row < n:
             raise IndexError(f"row {row} out of range for shard {self.path} with {n} rows")
         row %= n
-        f, out = self.file, {}
+        out = {}
         for fld in STRING_FIELDS + ARRAY_FIELDS:
             if fields is None or fld.attr in fields:
-                v = f[fld.path][row]
+                v = self._datasets[fld.path][row]
                 out[fld.attr] = v.decode("utf-8") if isinstance(v, bytes) else (
                     int(v) if fld.attr == "frame_index" else v)
         if fields is None or "visible_faces" in fields:
@@ -359,7 +365,7 @@ class ShardReader:
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
-            self._f, self._offsets = None, None
+            self._f, self._offsets, self._datasets = None, None, {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}

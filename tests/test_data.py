@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dgs_core.data import (IMAGE_MEAN, IMAGE_STD, DataConfig, ResumableSampler, ShardDataset, image_to_tensor,
-                           make_loader)
+from dgs_core.data import (IMAGE_MEAN, IMAGE_STD, DataConfig, ResumableSampler, ShardDataset, collate,
+                           image_to_tensor, make_loader, to_device)
 from dgs_core.geometry import project
 from pipeline.shards import SchemaError, ShardReader
 
@@ -37,6 +37,14 @@ def test_item_draws_valid_points_of_its_frame(prepared_tiny) -> None:
     far = row["non_surface_points"][row["non_surface_valid"]]
     assert ((item["far_points"].numpy()[:, None, :] == far[None]).all(-1).sum(1) == 1).all()
     np.testing.assert_array_equal(item["depth"].numpy(), row["depth"])
+    np.testing.assert_array_equal(item["image"].numpy(), row["image"])  # uint8 until to_device
+
+
+def test_to_device_normalises_the_collated_images(prepared_tiny) -> None:
+    ds = ShardDataset(prepared_tiny.manifest("scannet", "train"))
+    batch = to_device(collate([ds[0], ds[1]]), "cpu")
+    assert batch.images.dtype == torch.float32
+    assert torch.allclose(batch.images[1], image_to_tensor(shard_row(ds, 1)["image"]))
 
 
 def test_image_normalisation_is_invertible() -> None:
