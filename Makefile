@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml tools/setup.sh
 
 ## demo: run the whole workflow on the embedded synthetic default
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) demo --configfile config/demo.yaml
 
 ## test: run the test suite (what CI runs)
 test: setup

@@ -1,6 +1,7 @@
 # DGS toolkit workflow. Targets (see README):
 #   prepare_scannet, prepare_matterport   per-frame training/test shards
 #   train_dgs, evaluate, report           model training, benchmark, tables
+#   ablation                              miniature gradient-mode ablation (table + loss curves)
 #   demo                                  everything available, on the embedded synthetic default
 from snakemake.utils import min_version, validate
 
@@ -19,13 +20,18 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule demo:
-    """Everything that is available, end to end on the configured (default: synthetic) data."""
+    """End to end on the configured (default: synthetic) data: prepare both datasets, train the
+    configured experiment, predict and score the test sets, and write the report; lists the outputs."""
     default_target: True
     input:
         rules.prepare_scannet.input,
         rules.prepare_matterport.input,
+        rules.train_dgs.output,
+        rules.evaluate.output,
+        rules.report.output,
     shell:
         "python workflow/scripts/list_outputs.py {input}"

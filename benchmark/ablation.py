@@ -1,0 +1,153 @@
+"""The miniature ablation (paper Tab. 1/6): gradient modes × seeds → one table and the loss curves.
+
+Inputs are what the workflow's ``ablation`` target produces: one per-frame CSV scored by
+:mod:`benchmark.evaluate` whose methods are named ``<experiment>-s<seed>``, and the training run
+folders ``<runs>/<experiment>-s<seed>/`` holding ``scalars.csv`` (long format ``step,tag,value``,
+written by the trainer). Nothing from the training code is imported: the logs are plain CSV.
+
+Outputs (``--out``):
+- ``ablation.csv`` / ``ablation.md``: per experiment, the mean ± standard deviation over seeds of the
+  per-seed mean F1 and Chamfer (fit variant, one protocol), the per-seed F1 values, the final
+  training loss and BCE, and the training wall time (from the logged samples/s).
+- ``loss_curves.png``: training loss against step and against wall-clock seconds, per experiment
+  (mean over seeds, band = min..max), smoothed with a running mean.
+
+    python -m benchmark.ablation PER_FRAME.csv --runs data/prepared/models --out data/prepared/ablation
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
+
+
+def split_run(name: str) -> tuple[str, int]:
+    """``"nograd-s1"`` → ``("nograd", 1)``; ValueError for a name without the ``-s<seed>`` suffix."""
+    m = RUN_NAME.match(name)
+    if m is None:
+        raise ValueError(f"ablation: method {name!r} is not named <experiment>-s<seed>")
+    return m["experiment"], int(m["seed"])
+
+
+def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
+    """Per run and step: ``loss``, ``bce`` and cumulative wall ``seconds`` (from samples/s and batch).
+
+    Reads ``<runs>/<name>/scalars.csv``; a missing file raises FileNotFoundError naming it.
+    """
+    frames = []
+    for name in names:
+        path = runs / name / "scalars.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"ablation: {path} not found; train run {name} first (snakemake ablation)")
+        long = pd.read_csv(path)
+        wide = long[long.tag.str.startswith("train/")].pivot_table(index="step", columns="tag", values="value")
+        wide.columns = [c.split("/", 1)[1] for c in wide.columns]
+        batch = _batch_size(runs / name)
+        seconds = batch / wide["samples_per_s"] if "samples_per_s" in wide else pd.Series(np.nan, wide.index)
+        experiment, seed = split_run(name)
+        frames.append(pd.DataFrame({"experiment": experiment, "seed": seed, "step": wide.index,
+                                    "loss": wide["loss"].to_numpy(), "bce": wide.get("bce", wide["loss"]).to_numpy(),
+                                    "seconds": seconds.cumsum().to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _batch_size(run: Path) -> int:
+    """Global batch size recorded in the run's resolved ``config.yaml`` (1 when absent)."""
+    import yaml
+
+    path = run / "config.yaml"
+    if not path.is_file():
+        return 1
+    return int((yaml.safe_load(path.read_text()) or {}).get("optim", {}).get("batch_size", 1))
+
+
+def ablation_table(per_frame: pd.DataFrame, curves: pd.DataFrame, protocol: str = "release",
+                   tail: int = 20) -> pd.DataFrame:
+    """One row per experiment: F1 / Chamfer (fit, ``protocol``) mean ± std over seeds and the
+    training summary (loss and BCE averaged over the last ``tail`` steps, wall seconds)."""
+    rows = per_frame[per_frame.protocol == protocol].copy()
+    rows[["experiment", "seed"]] = [split_run(m) for m in rows.method]
+    per_seed = rows.groupby(["experiment", "seed"])[["fit_f1", "fit_chamfer"]].mean() * 100
+    last = curves.sort_values("step").groupby(["experiment", "seed"]).tail(tail)
+    train = last.groupby(["experiment", "seed"])[["loss", "bce"]].mean()
+    train["seconds"] = curves.groupby(["experiment", "seed"]).seconds.max()
+    per_seed = per_seed.join(train)
+    out = per_seed.groupby("experiment").agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out["seeds"] = per_seed.groupby("experiment").size()
+    out["f1_per_seed"] = per_seed.groupby("experiment").fit_f1.apply(lambda s: " / ".join(f"{v:.1f}" for v in s))
+    return out.sort_values("fit_f1_mean", ascending=False)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The ablation table with ``mean ± std`` cells in paper units (%, cm)."""
+    def pm(col: str, digits: int = 1) -> pd.Series:
+        return table[f"{col}_mean"].map(f"{{:.{digits}f}}".format) + " ± " + table[f"{col}_std"].map(
+            f"{{:.{digits}f}}".format)
+
+    text = pd.DataFrame({"F1 [%]": pm("fit_f1"), "F1 per seed": table.f1_per_seed,
+                         "Chamfer [cm]": pm("fit_chamfer"), "final loss": pm("loss", 3),
+                         "final BCE": pm("bce", 3), "train time [s]": pm("seconds", 0),
+                         "seeds": table.seeds}, index=table.index)
+    return text.reset_index().to_markdown(index=False)
+
+
+def plot_curves(curves: pd.DataFrame, path: Path, window: int = 10) -> Path:
+    """Training loss vs step and vs wall seconds, mean over seeds with a min..max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for experiment, runs in curves.groupby("experiment"):
+        smooth = runs.sort_values("step").groupby("seed", group_keys=False).apply(
+            lambda r: r.assign(loss=r.loss.rolling(window, min_periods=1).mean()))
+        by_step = smooth.groupby("step")
+        mean, lo, hi = by_step.loss.mean(), by_step.loss.min(), by_step.loss.max()
+        seconds = by_step.seconds.mean()
+        (line,) = axes[0].plot(mean.index, mean.values, label=str(experiment))
+        axes[0].fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2)
+        axes[1].plot(seconds.values, mean.values, color=line.get_color(), label=str(experiment))
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("training wall time [s]")
+    for ax in axes:
+        ax.set_ylabel(f"training loss (running mean of {window})")
+        ax.set_yscale("log")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.ablation", description=__doc__.split("\n")[0])
+    parser.add_argument("per_frame", type=Path, help="per-frame CSV whose methods are <experiment>-s<seed>")
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding the <experiment>-s<seed> run folders")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--protocol", default="release", choices=("release", "paper"))
+    args = parser.parse_args(argv)
+    if not args.per_frame.is_file():
+        print(f"benchmark.ablation: {args.per_frame} not found; run the ablation evaluation first", file=sys.stderr)
+        return 2
+    per_frame = pd.read_csv(args.per_frame)
+    curves = training_curves(args.runs, sorted(per_frame.method.unique()))
+    table = ablation_table(per_frame, curves, args.protocol)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "ablation.csv")
+    (args.out / "ablation.md").write_text(to_markdown(table) + "\n")
+    plot_curves(curves, args.out / "loss_curves.png")
+    for name in ("ablation.csv", "ablation.md", "loss_curves.png"):
+        print(args.out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+# The miniature ablation (issue 7; paper Tab. 1/6): every experiment of `train.ablation`
+# trained with every seed of `ablation.seeds` (run folders models/<experiment>-s<seed>/), each
+# predicted and scored on the `ablation.datasets` test sets, then one table and the loss curves
+# (benchmark.ablation). Uses the same training, inference and evaluation entry points as the
+# main targets; only the run names and the seed differ.
+
+ABLATION = WORK / "ablation"
+
+
+def ablation_runs():
+    """Run names `<experiment>-s<seed>` of the configured experiments × seeds."""
+    return [f"{e}-s{s}" for e in config["train"]["ablation"] for s in config["ablation"]["seeds"]]
+
+
+rule train_seeded:
+    """Train config/experiments/{experiment}.yaml (after the overlay) with optim.seed = {seed}."""
+    input:
+        train=lambda wc: scannet_split_manifest("train"),
+        val=lambda wc: scannet_split_manifest("val"),
+        configs=lambda wc: train_configs(wc.experiment),
+    output:
+        WORK / "models" / "{experiment}-s{seed}" / "final.pt",
+    log:
+        LOGS / "train" / "{experiment}-s{seed}.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "{experiment}-s{seed}.tsv"
+    wildcard_constraints:
+        experiment="[A-Za-z0-9_]+",
+        seed="[0-9]+",
+    threads: 2
+    params:
+        launcher=train_launcher(),
+        out=lambda wc: WORK / "models" / f"{wc.experiment}-s{wc.seed}",
+        device=config["train"]["device"],
+    shell:
+        TRAIN_COMMAND.replace(" > {log}", " --set optim.seed={wildcards.seed} > {log}")
+
+
+rule evaluate_ablation:
+    """Score every ablation run's predictions on the ablation test sets (one per-frame CSV)."""
+    input:
+        predictions=lambda wc: [WORK / "predictions" / run / d / "done"
+                                for run in ablation_runs() for d in config["ablation"]["datasets"]],
+        manifests=[WORK / d / "test" / "manifest.parquet" for d in config["ablation"]["datasets"]],
+    output:
+        ABLATION / "per_frame.csv",
+    log:
+        LOGS / "ablation" / "evaluate.log",
+    threads: 4
+    params:
+        arguments=lambda wc: " ".join(
+            [f"--method {run}={WORK / 'predictions' / run}" for run in ablation_runs()]
+            + [f"--manifest {d}={WORK / d / 'test' / 'manifest.parquet'} --root {d}={dataset_root(d)}"
+               for d in config["ablation"]["datasets"]]),
+        protocol=config["ablation"]["protocol"],
+        samples=config["evaluate"]["samples"],
+        out=ABLATION,
+    shell:
+        "python -m benchmark.evaluate {params.arguments} --protocols {params.protocol}"
+        " --samples {params.samples} --workers {threads} --out {params.out} > {log} 2>&1"
+
+
+rule ablation:
+    """The ablation table (F1 / Chamfer mean ± std over seeds) and the training-loss curves."""
+    input:
+        rules.evaluate_ablation.output,
+    output:
+        ABLATION / "ablation.md",
+        ABLATION / "loss_curves.png",
+    log:
+        LOGS / "ablation" / "table.log",
+    params:
+        runs=WORK / "models",
+        protocol=config["ablation"]["protocol"],
+        out=ABLATION,
+    shell:
+        "python -m benchmark.ablation {input} --runs {params.runs} --protocol {params.protocol}"
+        " --out {params.out} > {log} 2>&1 && cat {params.out}/ablation.md"
