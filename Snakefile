@@ -33,5 +33,8 @@ rule demo:
         rules.train_dgs.output,
         rules.evaluate.output,
         rules.report.output,
+    params:
+        folders=[WORK / "models" / "dgs", WORK / "predictions", WORK / "evaluation" / "meshes",
+                 WORK / "evaluation" / "figures", WORK / "report"],
     shell:
-        "python workflow/scripts/list_outputs.py {input}"
+        "python workflow/scripts/list_outputs.py {input} {params.folders}"
