@@ -117,6 +117,13 @@ def _columns(n: int, data: dict[str, np.ndarray] | None, what: str) -> list[tupl
     return out
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, *,
               vertex_data: dict[str, np.ndarray] | None = None,
               face_data: dict[str, np.ndarray] | None = None, binary: bool = True) -> None:
@@ -165,6 +172,7 @@ def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
                                      face_obj, "face", len_types={"vertex_indices": "u1"},
                                      val_types={"vertex_indices": "i4"})],
                                 text=True).write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
