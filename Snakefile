@@ -30,11 +30,11 @@ rule demo:
     input:
         rules.prepare_scannet.input,
         rules.prepare_matterport.input,
-        rules.train_dgs.output,
+        rules.train_dgs.input,
         rules.evaluate.output,
         rules.report.output,
     params:
-        folders=[WORK / "models" / "dgs", WORK / "predictions", WORK / "evaluation" / "meshes",
+        folders=[WORK / "models" / config["train"]["experiment"], WORK / "predictions", WORK / "evaluation" / "meshes",
                  WORK / "evaluation" / "figures", WORK / "report"],
     shell:
         "python workflow/scripts/list_outputs.py {input} {params.folders}"

@@ -58,7 +58,7 @@ def test_slurm_profile_plans_with_per_rule_resources(tmp_path: Path) -> None:
     # A dry run caps threads at --cores (1 by default); on the cluster nothing caps them.
     jobs = _jobs(_dry_run(tmp_path, "slurm", "--cores", "64"))
     rules = {j["rule"] for j in jobs}
-    assert {"prepare_scene", "merge_manifest", "train_dgs"} <= rules, rules
+    assert {"prepare_scene", "merge_manifest", "train_experiment"} <= rules, rules
     assert sum(j["rule"] == "prepare_scene" for j in jobs) == sum(map(len, SPLITS.values()))
     for job in jobs:
         expected = {**profile["default-resources"], **profile["set-resources"].get(job["rule"], {})}
@@ -71,7 +71,7 @@ def test_slurm_profile_plans_with_per_rule_resources(tmp_path: Path) -> None:
             assert f"--workers {threads} " in job["shell"] and threads == 8
     # training asks for one GPU on the gpu partition; nothing else asks for a GPU
     gpu_rules = {r for r, res in profile["set-resources"].items() if "gpu" in res}
-    assert {"train_dgs", "train_experiment", "predict"} <= gpu_rules
+    assert {"train_experiment", "train_seeded", "predict"} <= gpu_rules
     assert any(j["resources"].get("gpu") == "1" and j["resources"]["slurm_partition"] == "gpu"
                for j in jobs if j["rule"].startswith("train_"))
     assert not any("gpu" in j["resources"] for j in jobs if j["rule"] not in gpu_rules)

@@ -27,25 +27,9 @@ TRAIN_COMMAND = (
 
 
 rule train_dgs:
-    """Train the configured experiment (train.experiment, default dgs) into models/dgs/final.pt,
-    the model the evaluation uses."""
+    """Train the configured experiment (train.experiment, default dgs): models/<experiment>/final.pt."""
     input:
-        train=lambda wc: scannet_split_manifest("train"),
-        val=lambda wc: scannet_split_manifest("val"),
-        configs=train_configs(config["train"]["experiment"]),
-    output:
-        WORK / "models" / "dgs" / "final.pt",
-    log:
-        LOGS / "train" / "dgs.log",
-    benchmark:
-        LOGS / "benchmarks" / "train" / "dgs.tsv"
-    threads: 2
-    params:
-        launcher=train_launcher(),
-        out=WORK / "models" / "dgs",
-        device=config["train"]["device"],
-    shell:
-        TRAIN_COMMAND
+        WORK / "models" / config["train"]["experiment"] / "final.pt",
 
 
 rule train_experiment:
@@ -61,7 +45,7 @@ rule train_experiment:
     benchmark:
         LOGS / "benchmarks" / "train" / "{experiment}.tsv"
     wildcard_constraints:
-        experiment="(?!dgs$)[A-Za-z0-9_]+",  # models/dgs is train_dgs's
+        experiment="[A-Za-z0-9_]+",
     threads: 2
     params:
         launcher=train_launcher(),
