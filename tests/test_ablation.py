@@ -1,0 +1,52 @@
+"""benchmark.ablation: runs × seeds → mean ± std table and loss curves, on hand-made logs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.ablation import main, split_run
+
+
+def write_run(runs: Path, name: str, losses: list[float], samples_per_s: float, batch: int = 4) -> None:
+    run = runs / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"optim:\n  batch_size: {batch}\n")
+    rows = [(s + 1, tag, v) for s, loss in enumerate(losses)
+            for tag, v in (("train/loss", loss), ("train/bce", loss / 2), ("train/samples_per_s", samples_per_s),
+                           ("val/loss", 9.0))]
+    pd.DataFrame(rows, columns=["step", "tag", "value"]).to_csv(run / "scalars.csv", index=False)
+
+
+def test_table_and_curves(tmp_path: Path) -> None:
+    runs = tmp_path / "models"
+    f1 = {"dgs-s0": 0.5, "dgs-s1": 0.3, "nograd-s0": 0.2, "nograd-s1": 0.2}
+    for name in f1:
+        write_run(runs, name, [1.0, 0.5, 0.25], samples_per_s=2.0)
+    per_frame = pd.DataFrame([{"method": m, "protocol": p, "fit_f1": f + (0.1 if p == "paper" else 0) + d,
+                               "fit_chamfer": 0.1}
+                              for m, f in f1.items() for p in ("release", "paper") for d in (-0.05, 0.05)])
+    csv = tmp_path / "per_frame.csv"
+    per_frame.to_csv(csv, index=False)
+    assert main([str(csv), "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "ablation.csv", index_col=0)
+    assert list(table.index) == ["dgs", "nograd"]  # best F1 first
+    assert table.loc["dgs", "fit_f1_mean"] == pytest.approx(40.0)  # release rows only, in %
+    assert table.loc["dgs", "fit_f1_std"] == pytest.approx(np.std([50, 30], ddof=1))
+    assert table.loc["nograd", "fit_chamfer_mean"] == pytest.approx(10.0)  # cm
+    assert table.loc["dgs", "loss_mean"] == pytest.approx(np.mean([1.0, 0.5, 0.25]))
+    assert table.loc["dgs", "seconds_mean"] == pytest.approx(3 * 4 / 2.0)  # 3 steps of batch 4 at 2 samples/s
+    assert "40.0 ± 14.1" in (tmp_path / "out" / "ablation.md").read_text()
+    assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 0
+
+
+def test_run_names_and_missing_logs(tmp_path: Path) -> None:
+    assert split_run("fixed_encoder-s12") == ("fixed_encoder", 12)
+    with pytest.raises(ValueError, match="<experiment>-s<seed>"):
+        split_run("dgs")
+    csv = tmp_path / "per_frame.csv"
+    pd.DataFrame([{"method": "dgs-s0", "protocol": "release", "fit_f1": 0.5, "fit_chamfer": 0.1}]).to_csv(csv)
+    with pytest.raises(FileNotFoundError, match="scalars.csv"):
+        main([str(csv), "--runs", str(tmp_path), "--out", str(tmp_path / "out")])
