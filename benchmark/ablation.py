@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.report import save_figure
+
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
 
 
@@ -121,10 +123,7 @@ def plot_curves(curves: pd.DataFrame, path: Path, window: int = 10) -> Path:
         ax.set_ylabel(f"training loss (running mean of {window})")
         ax.set_yscale("log")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

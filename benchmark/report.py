@@ -167,6 +167,13 @@ def f1_histogram(per_frame: pd.DataFrame, path: Path, column: str = "fit_f1") ->
     ax.set_xlabel("F1 per frame [%]")
     ax.set_ylabel("frames")
     ax.legend()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
