@@ -87,6 +87,20 @@ def depth_world_box(depth: np.ndarray, intrinsics: np.ndarray, rotation_wc: np.n
 
 
 @njit(cache=True)
+def _lower_bound(keys: np.ndarray, key) -> int:
+    """First index i with keys[i] ≥ key in the sorted (N,) ``keys`` (N if none)."""
+    lo = 0
+    hi = keys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
 def _pick(cdf: np.ndarray, target: float) -> int:
     """First index i with cdf[i] > target (binary search); the last positive-weight face if none."""
     lo = 0
@@ -99,15 +113,7 @@ def _pick(cdf: np.ndarray, target: float) -> int:
             lo = mid + 1
     if lo == cdf.shape[0]:
         # target rounded up to the total: take the first face reaching the total (positive weight).
-        total = cdf[cdf.shape[0] - 1]
-        lo = 0
-        hi = cdf.shape[0] - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if cdf[mid] >= total:
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = _lower_bound(cdf, cdf[cdf.shape[0] - 1])
     return lo
 
 
@@ -162,20 +168,6 @@ def sample_offset_surface(
         labels[i] = 1 if offset[i] < 0.0 else 0
         face_ids[i] = f
     return surface, points, labels, face_ids
-
-
-@njit(cache=True)
-def _lower_bound(keys: np.ndarray, key: int) -> int:
-    """First index i with keys[i] ≥ key in the sorted (N,) int64 ``keys`` (N if none)."""
-    lo = 0
-    hi = keys.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @njit(parallel=True, cache=True)
