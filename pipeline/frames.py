@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import open3d as o3d
 
 from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_valid,
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
@@ -33,7 +32,8 @@ from pipeline.geometry.kernels import (cull_face_centroids, depth_world_box, far
                                        sample_offset_surface)
 from pipeline.geometry.raster import depth_maps_raster
 from pipeline.geometry.resample import resample_color, resample_depth
-from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits
+from pipeline.geometry.scene import (SceneGeometry, depth_maps_first_hits, depth_maps_listed,
+                                     distance_to_mesh)
 from pipeline.sample import FrameSample
 
 __all__ = ["PrepareConfig", "SceneGeometry", "RawFrame", "SkippedFrame", "frame_rng", "prepare_frame"]
@@ -181,8 +181,7 @@ def _non_surface(rng: np.random.Generator, surface_cam: np.ndarray, proj: np.nda
             far = far_from_samples(cand, surface_cam, cfg.exclusion_distance)
         else:
             world = (cand @ t_wc[:3, :3].T + t_wc[:3, 3]).astype(np.float32)
-            dist = scene.raycaster.compute_distance(o3d.core.Tensor(world)).numpy()
-            far = dist >= cfg.exclusion_distance
+            far = distance_to_mesh(scene, world) >= cfg.exclusion_distance
         cand = cand[far]
         rate = max(cand.shape[0] / n_draw, 1e-9)
         kept.append(cand[:need])

@@ -6,16 +6,22 @@ depth kernel) and an Open3D Embree ``RaycastingScene``. The Embree BVH cannot be
 drops it and the chunks, and the receiving process (e.g. a Dask worker) rebuilds them lazily on first
 use (about 0.1 s per 300k faces each), so sending a ``SceneGeometry`` to workers is cheap and correct.
 Depth maps here are z-depths in metres of the virtual camera, NaN where the ray hits nothing.
+
+Open3D is imported on first Embree use, not at module import: it costs about 1.5 s per process and
+the default depth method (the Numba rasteriser) never needs it, so prepare jobs and Dask workers
+that only rasterise do not pay for it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import open3d as o3d
 
 from pipeline.geometry.chunks import FaceChunks, build_chunks
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 
 @dataclass(eq=False)
@@ -106,10 +112,22 @@ class SceneGeometry:
         self.__dict__.update(state)
 
 
+def _open3d():
+    """The ``open3d`` module, imported on first call (see the module docstring for why)."""
+    import open3d
+
+    return open3d
+
+
+def _tensor(array: np.ndarray) -> o3d.core.Tensor:
+    """An Open3D tensor over ``array`` (same shape and dtype)."""
+    return _open3d().core.Tensor(array)
+
+
 def _embree_scene(vertices: np.ndarray, faces: np.ndarray) -> o3d.t.geometry.RaycastingScene:
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)),
-                        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+    scene = _open3d().t.geometry.RaycastingScene()
+    scene.add_triangles(_tensor(vertices.astype(np.float32)),
+                        _tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
     return scene
 
 
@@ -118,7 +136,13 @@ def _rays(origin: np.ndarray, directions: np.ndarray) -> o3d.core.Tensor:
     rays = np.empty(directions.shape[:-1] + (6,), dtype=np.float32)
     rays[..., :3] = origin
     rays[..., 3:] = directions
-    return o3d.core.Tensor(rays)
+    return _tensor(rays)
+
+
+def distance_to_mesh(scene: SceneGeometry, points: np.ndarray) -> np.ndarray:
+    """Unsigned distance (N,) float32, metres, from world points (N, 3) to the nearest face (Embree)."""
+    query = _tensor(np.ascontiguousarray(points, dtype=np.float32))
+    return scene.raycaster.compute_distance(query).numpy()
 
 
 def render_depth(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
@@ -176,14 +200,14 @@ def depth_maps_first_hits(scene: SceneGeometry, origin: np.ndarray, directions: 
     rays = np.empty((n, 6), dtype=np.float32)
     rays[:, :3] = origin
     rays[:, 3:] = directions.reshape(n, 3)
-    res = scene.raycaster.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
+    res = scene.raycaster.cast_rays(_tensor(rays), nthreads=nthreads)
     near = res["t_hit"].numpy().astype(np.float64)  # inf where no hit
     hit = np.isfinite(near)
     amodal = near.copy()  # right for rays whose first hit is structure, and for misses (inf)
     prim = np.where(hit, res["primitive_ids"].numpy(), 0).astype(np.int64)
     behind = np.flatnonzero(hit & ~scene.structure[prim])  # first hit on furniture/objects
     if behind.size and scene.structure_raycaster is not None:
-        sub = o3d.core.Tensor(np.ascontiguousarray(rays[behind]))
+        sub = _tensor(np.ascontiguousarray(rays[behind]))
         t_structure = scene.structure_raycaster.cast_rays(sub, nthreads=nthreads)["t_hit"].numpy()
         found = np.isfinite(t_structure)
         amodal[behind[found]] = t_structure[found]
@@ -203,7 +227,7 @@ def _farthest_hits(scene: SceneGeometry, origin: np.ndarray, d: np.ndarray, t: n
         sub = np.empty((active.size, 6), dtype=np.float32)
         sub[:, :3] = origin + (t + step)[:, None] * d
         sub[:, 3:] = d
-        dt = scene.raycaster.cast_rays(o3d.core.Tensor(sub), nthreads=nthreads)["t_hit"].numpy()
+        dt = scene.raycaster.cast_rays(_tensor(sub), nthreads=nthreads)["t_hit"].numpy()
         more = np.isfinite(dt)
         active, d, t = active[more], d[more], t[more] + step + dt[more]
         out[active] = t
