@@ -9,7 +9,7 @@ from pipeline.formats.matterport import list_houses
 
 WORK = Path(config["work_root"])
 SYNTHETIC = Path(config["synthetic"]["root"])
-LOGS = Path("logs")
+LOGS = WORK / "logs"  # per work root: two configs (demo, ablation) never mix logs
 
 
 def uses_synthetic(dataset):

@@ -4,7 +4,7 @@
 
 
 rule predict:
-    """Run models/{experiment}/final.pt on the 128³ grid of every ok test frame of {dataset}."""
+    """Run models/{experiment}/final.pt on the evaluate.resolution³ grid (128³) of every ok test frame of {dataset}."""
     input:
         model=WORK / "models" / "{experiment}" / "final.pt",
         manifest=WORK / "{dataset}" / "test" / "manifest.parquet",
@@ -20,7 +20,8 @@ rule predict:
     params:
         root=lambda wc: dataset_root(wc.dataset),
         out=lambda wc: WORK / "predictions" / wc.experiment,
+        resolution=config["evaluate"]["resolution"],
     shell:
         "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
-        " --root {params.root} --out {params.out} --name {wildcards.experiment}"
+        " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
         " --device auto --threads {threads} > {log} 2>&1"

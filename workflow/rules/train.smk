@@ -5,10 +5,10 @@
 
 
 def train_configs(experiment):
-    """Experiment files of a run: the overlay (train.overlay, e.g. tiny) first, then the mode file."""
-    overlay = config["train"]["overlay"]
-    files = [f"config/experiments/{overlay}.yaml"] if overlay else []
-    return files + [f"config/experiments/{experiment}.yaml"]
+    """Experiment files of a run: the overlay(s) (train.overlay, e.g. tiny) first, then the mode file."""
+    overlay = config["train"]["overlay"] or []
+    names = [overlay] if isinstance(overlay, str) else overlay
+    return [f"config/experiments/{name}.yaml" for name in [*names, experiment]]
 
 
 def train_launcher():
