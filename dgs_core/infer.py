@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -157,16 +158,36 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def keep_only_matching(folder: Path, provenance: dict) -> None:
+    """Make ``folder`` (one dataset's frame files) hold only grids made with ``provenance``.
+
+    ``folder/provenance.json`` records what the frame files there were made with (the model and the
+    settings that change the numbers). When it is missing or differs, the frame files and the
+    ``done`` marker are deleted first, so a retrained model or a new resolution never reuses stale
+    grids, while a rerun of the same job keeps the frames it already wrote.
+    """
+    record = folder / "provenance.json"
+    text = json.dumps(provenance, indent=1, sort_keys=True) + "\n"
+    if record.exists() and record.read_text() == text:
+        return
+    (folder / "done").unlink(missing_ok=True)
+    for stale in sorted(folder.glob("*/*.npz")):
+        stale.unlink()
+    _write_text(record, text)
+
+
 def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                    out_dir: str | os.PathLike, *, resolution: int = RESOLUTION,
-                   batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False
-                   ) -> list[Path]:
-    """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept).
+                   batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False,
+                   model_id: str = "") -> list[Path]:
+    """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept
+    when they were made by the same ``model_id``, resolution and ``amp``; see :func:`keep_only_matching`).
 
     Args:
         net: the model, on ``device``, in eval mode.
         manifest: a merged test manifest of ONE dataset (``shard`` paths relative to its folder).
         dataset_root: that dataset's root (the scene meshes bound each frame's grid).
+        model_id: identifies ``net``'s weights (the CLI uses the checkpoint's SHA-256).
     Returns:
         the frame files, in manifest order; ``<out_dir>/<dataset>/done`` is written after the last.
     """
@@ -177,6 +198,7 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
     if len(datasets) != 1:
         raise ValueError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
+    keep_only_matching(Path(out_dir) / datasets[0], {"model": model_id, "resolution": resolution, "amp": amp})
     readers: dict[str, ShardReader] = {}
     paths = []
     for row in tqdm(frames.itertuples(index=False), total=len(frames), desc=f"predict {datasets[0]}", unit="frame"):
@@ -220,7 +242,16 @@ def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike,
               "checkpoint": str(checkpoint), "resolution": resolution}
     _write_text(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
     return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
-                          batch_points=batch_points, device=dev, amp=amp)
+                          batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -143,6 +143,10 @@ def test_predict_frames_writes_one_grid_per_ok_frame_and_resumes(prepared_tiny, 
     predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res)
     assert paths[0].exists() and {p: p.stat().st_mtime_ns for p in paths[1:]} == stamps
     assert len(counting.queried) == 1, "only the missing frame may be predicted again"
+    predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res, model_id="retrained")
+    assert len(counting.queried) == 1 + len(paths), "grids of another model must not be reused"
+    with np.load(paths[-1]) as grid:
+        assert set(np.unique(grid["occupancy"]).tolist()) == {0.0, 0.5}, "rewritten by the new (constant 0.5) net"
 
 
 def test_cli_predicts_from_a_checkpoint(prepared_tiny, tmp_path) -> None:
