@@ -8,7 +8,7 @@ written by the trainer). Nothing from the training code is imported: the logs ar
 Outputs (``--out``):
 - ``ablation.csv`` / ``ablation.md``: per experiment, the mean ± standard deviation over seeds of the
   per-seed mean F1 and Chamfer (fit variant, one protocol), the per-seed F1 values, the final
-  training loss and BCE, and the training wall time (from the logged samples/s).
+  training loss and BCE, and the training wall time (steps × median logged step time).
 - ``loss_curves.png``: training loss against step and against wall-clock seconds, per experiment
   (mean over seeds, band = min..max), smoothed with a running mean.
 
@@ -38,7 +38,10 @@ def split_run(name: str) -> tuple[str, int]:
 
 
 def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
-    """Per run and step: ``loss``, ``bce`` and cumulative wall ``seconds`` (from samples/s and batch).
+    """Per run and step: ``loss``, ``bce`` and wall ``seconds`` = step × the run's median step time.
+
+    The step time is batch / logged samples/s. The median, not the sum, so that a load spike from
+    another process on a shared machine, or the first step's warm-up, does not bend one mode's curve.
 
     Reads ``<runs>/<name>/scalars.csv``; a missing file raises FileNotFoundError naming it.
     """
@@ -51,11 +54,11 @@ def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
         wide = long[long.tag.str.startswith("train/")].pivot_table(index="step", columns="tag", values="value")
         wide.columns = [c.split("/", 1)[1] for c in wide.columns]
         batch = _batch_size(runs / name)
-        seconds = batch / wide["samples_per_s"] if "samples_per_s" in wide else pd.Series(np.nan, wide.index)
+        step_seconds = (batch / wide["samples_per_s"]).median() if "samples_per_s" in wide else np.nan
         experiment, seed = split_run(name)
         frames.append(pd.DataFrame({"experiment": experiment, "seed": seed, "step": wide.index,
                                     "loss": wide["loss"].to_numpy(), "bce": wide.get("bce", wide["loss"]).to_numpy(),
-                                    "seconds": seconds.cumsum().to_numpy()}))
+                                    "seconds": wide.index.to_numpy() * step_seconds}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -10,12 +10,14 @@ import pytest
 from benchmark.ablation import main, split_run
 
 
-def write_run(runs: Path, name: str, losses: list[float], samples_per_s: float, batch: int = 4) -> None:
+def write_run(runs: Path, name: str, losses: list[float], samples_per_s: float | list[float],
+              batch: int = 4) -> None:
     run = runs / name
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(f"optim:\n  batch_size: {batch}\n")
-    rows = [(s + 1, tag, v) for s, loss in enumerate(losses)
-            for tag, v in (("train/loss", loss), ("train/bce", loss / 2), ("train/samples_per_s", samples_per_s),
+    rates = samples_per_s if isinstance(samples_per_s, list) else [samples_per_s] * len(losses)
+    rows = [(s + 1, tag, v) for s, (loss, rate) in enumerate(zip(losses, rates))
+            for tag, v in (("train/loss", loss), ("train/bce", loss / 2), ("train/samples_per_s", rate),
                            ("val/loss", 9.0))]
     pd.DataFrame(rows, columns=["step", "tag", "value"]).to_csv(run / "scalars.csv", index=False)
 
@@ -50,3 +52,12 @@ def test_run_names_and_missing_logs(tmp_path: Path) -> None:
     pd.DataFrame([{"method": "dgs-s0", "protocol": "release", "fit_f1": 0.5, "fit_chamfer": 0.1}]).to_csv(csv)
     with pytest.raises(FileNotFoundError, match="scalars.csv"):
         main([str(csv), "--runs", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_wall_time_ignores_a_load_spike(tmp_path: Path) -> None:
+    """Wall seconds are steps × the median step time: one step slowed 100× by other load does not count."""
+    from benchmark.ablation import training_curves
+
+    write_run(tmp_path, "dgs-s0", [1.0, 0.9, 0.8, 0.7, 0.6], samples_per_s=[4.0, 4.0, 0.04, 4.0, 4.0])
+    curves = training_curves(tmp_path, ["dgs-s0"])
+    np.testing.assert_allclose(curves.seconds, [1.0, 2.0, 3.0, 4.0, 5.0])  # batch 4 at 4 samples/s
