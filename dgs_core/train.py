@@ -208,8 +208,22 @@ def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dt
     return {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}, "grad_norm": float(norm)}
 
 
+def sync_batchnorm(net: torch.nn.Module, device: torch.device, world_size: int) -> torch.nn.Module:
+    """``net`` with every BatchNorm as SyncBatchNorm for CUDA DDP (world_size > 1), else ``net`` unchanged.
+
+    Under DDP each rank otherwise normalises over its own share of the batch; SyncBatchNorm uses the
+    statistics of the global batch. Only on CUDA: SyncBatchNorm refuses CPU input in training once a
+    process group exists, so gloo/CPU DDP keeps plain BatchNorm. Parameters and buffers are kept (same
+    tensors, same state_dict keys), so checkpoints load into an unconverted network.
+    """
+    if world_size > 1 and device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
+
+
 def build(exp: Experiment, device: torch.device, rank: Rank):
-    """Seeded network, its (DDP-wrapped) loss module, Adam and the AMP grad scaler (fp16 only)."""
+    """Seeded network (SyncBatchNorm under CUDA DDP), its (DDP-wrapped) loss module, Adam and the AMP
+    grad scaler (fp16 only)."""
     if exp.loss.kind != "occupancy":
         raise ConfigError(f"loss.kind={exp.loss.kind!r}: the shards hold no on-surface points for the SDF loss; "
                           f"train with loss.kind=occupancy")
@@ -217,7 +231,7 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
     net = DGSNet(exp.model)
     if exp.init.encoder:
         load_pretrained(net.encoder, exp.init.encoder, strict=exp.init.strict)
-    net = net.to(device)
+    net = sync_batchnorm(net.to(device), device, rank.world_size)
     if exp.optim.compile:  # the decoder is differentiated twice (gradient term), which compiled graphs do not support
         net.encoder.compile()
     module: torch.nn.Module = LossModule(net, exp)
