@@ -15,18 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 SPLITS = {"train": ["scene0000_00", "scene0001_00"], "val": ["scene0002_00"], "test": ["scene0707_00"]}
 
 
-def _dry_run(tmp_path: Path, profile: str, *args: str) -> str:
+def _dry_run(tmp_path: Path, profile: str, *args: str, config: dict | None = None) -> str:
     """`snakemake --profile profiles/<profile> -n ... prepare_scannet train_dgs` on a fake ScanNet root.
 
     The root holds only the split lists (all a plan reads), so no checkpoint hides the per-scene jobs;
-    every output goes under tmp_path. Returns stdout (the job list with resources and commands)."""
+    every output goes under tmp_path; ``config`` adds workflow config keys. Returns stdout (the job
+    list with resources and commands)."""
     root = tmp_path / "scannet"
     root.mkdir()
     for split, scenes in SPLITS.items():
         (root / f"scannetv2_{split}.txt").write_text("".join(f"{s}\n" for s in scenes))
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text(yaml.safe_dump({"scannet_root": str(root), "work_root": str(tmp_path / "work"),
-                                         "synthetic": {"root": str(tmp_path / "synthetic")}}))
+                                         "synthetic": {"root": str(tmp_path / "synthetic")}, **(config or {})}))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / profile),
          "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO), "--dry-run", *args,
@@ -69,12 +70,21 @@ def test_slurm_profile_plans_with_per_rule_resources(tmp_path: Path) -> None:
             assert got.get(key) == str(value), f"{job['rule']}: {key}={got.get(key)!r}, profile says {value!r}"
         if job["rule"] == "prepare_scene":  # one Dask worker per requested CPU
             assert f"--workers {threads} " in job["shell"] and threads == 8
-    # training asks for one GPU on the gpu partition; nothing else asks for a GPU
-    gpu_rules = {r for r, res in profile["set-resources"].items() if "gpu" in res}
-    assert {"train_experiment", "train_seeded", "predict"} <= gpu_rules
+    # training asks for train.nproc (default 1) GPUs on the gpu partition; only predict also asks for one
+    train_rules = {"train_experiment", "train_seeded"}
+    gpu_rules = {r for r, res in profile["set-resources"].items() if "gpu" in res} | train_rules
+    assert "predict" in gpu_rules
     assert any(j["resources"].get("gpu") == "1" and j["resources"]["slurm_partition"] == "gpu"
-               for j in jobs if j["rule"].startswith("train_"))
+               for j in jobs if j["rule"] in train_rules)
     assert not any("gpu" in j["resources"] for j in jobs if j["rule"] not in gpu_rules)
+
+
+def test_slurm_training_asks_for_one_gpu_per_torchrun_process(tmp_path: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
+    jobs = _dry_run(tmp_path, "slurm", "--cores", "64", config={"train": {"nproc": 4}})
+    train = [j for j in _jobs(jobs) if j["rule"] == "train_experiment"]
+    assert train and all(j["resources"]["gpu"] == "4" for j in train)
+    assert all("torchrun --standalone --nproc_per_node 4 " in j["shell"] for j in train)
 
 
 def test_local_profile_caps_threads_at_its_cores(tmp_path: Path) -> None:

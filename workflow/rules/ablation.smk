@@ -28,6 +28,8 @@ rule train_seeded:
         experiment="[A-Za-z0-9_]+",
         seed="[0-9]+",
     threads: 2
+    resources:
+        gpu=train_gpus(),
     params:
         launcher=train_launcher(),
         out=lambda wc: WORK / "models" / f"{wc.experiment}-s{wc.seed}",

@@ -19,6 +19,12 @@ def train_launcher():
     return f"torchrun --standalone --nproc_per_node {n} -m dgs_core.train"
 
 
+def train_gpus():
+    """GPUs a training job asks for (the `gpu` resource the SLURM plugin turns into --gpus): one per
+    torchrun process, none when train.device is cpu."""
+    return 0 if config["train"]["device"] == "cpu" else config["train"]["nproc"]
+
+
 TRAIN_COMMAND = (
     "{params.launcher} --config {input.configs} --train-manifest {input.train}"
     " --val-manifest {input.val} --out {params.out} --resume auto --device {params.device}"
@@ -47,6 +53,8 @@ rule train_experiment:
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
     threads: 2
+    resources:
+        gpu=train_gpus(),
     params:
         launcher=train_launcher(),
         out=lambda wc: WORK / "models" / wc.experiment,
