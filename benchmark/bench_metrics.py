@@ -1,12 +1,14 @@
 """Per-frame CPU cost of the 3-D evaluation: ours vs an Atlas-style reference, same run.
 
-    python -m benchmark.bench_metrics [--faces 400000] [--samples 200000] [--repeats 3]
+    python -m benchmark.bench_metrics [--faces 400000] [--samples 200000] [--repeats 3] [--shift 0]
 
 A synthetic room (floor, ceiling, four walls, three boxes; camera frame) is tessellated into
 ~``--faces`` triangles (400k by default: ~90k ground-truth and ~100k predicted faces per frame).
 The ground truth is its faces whose centroid lies in the frustum widened by
 1.05 (SPEC §4, occlusion ignored); the prediction is the room with 2 cm vertex noise clipped to a
-frustum widened by 1.1 (as marching cubes on the evaluation grid gives). One frame costs:
+frustum widened by 1.1 (as marching cubes on the evaluation grid gives). ``--shift 0.2`` moves the
+prediction 0.2 m along x, y and z, so every wall is 0.2 m from the ground truth: a poor prediction,
+whose nearest neighbours are all far (the costly case for a grid or a KD-tree). One frame costs:
 
 - delineation of the prediction (release protocol). Ours: ``benchmark.protocols.delineate``
   (vectorised); reference: a Python loop over faces testing each vertex.
@@ -135,12 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--faces", type=int, default=400_000, help="faces of the whole room")
     ap.add_argument("--samples", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--shift", type=float, default=0.0, help="prediction offset, metres per axis")
     args = ap.parse_args(argv)
 
     room_v, room_f = room(args.faces)
     rng = np.random.default_rng(0)
     gt_v, gt_f = room_v, room_f[in_frustum(room_v, room_f, 1.05)]
-    pred_v = room_v + rng.normal(0, 0.02, room_v.shape)
+    pred_v = room_v + rng.normal(0, 0.02, room_v.shape) + args.shift
     pred_f = room_f[in_frustum(pred_v, room_f, 1.1)]
     t_wc = np.array([[0, -1, 0, 5.0], [1, 0, 0, -3.0], [0, 0, 1, 1.0], [0, 0, 0, 1]])
     world = gt_v[np.unique(gt_f)] @ t_wc[:3, :3].T + t_wc[:3, 3]

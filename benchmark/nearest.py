@@ -4,11 +4,18 @@ Two interchangeable back ends, both exact (Euclidean, float64 arithmetic):
 
 - ``"kdtree"``: ``scipy.spatial.cKDTree`` built on the reference set, queried once for all points
   with ``workers=-1`` (never a Python loop over points).
-- ``"grid"``: a uniform grid hash in Numba. Reference points are bucketed by a counting sort into a
-  dense cell array; each query scans the 3×3×3 (then wider) block of cells around it and stops as
-  soon as the best distance found is no larger than the radius already covered, which makes the
-  answer exact. Queries that would need a wide search (far from every reference point) are handed
-  to the KD-tree, so the result stays exact whatever the geometry.
+- ``"grid"``: a hierarchy of uniform grid hashes in Numba. Reference points are bucketed by a
+  counting sort into a dense cell array; each query scans the 3×3×3 (then wider, up to 5×5×5)
+  block of cells around it, skipping cells whose box is farther than the best point found, and
+  stops as soon as the best distance found is no larger than the radius already covered, which
+  makes the answer exact. Queries still open after the widest block (far from every reference
+  point: a poor prediction, floaters) are searched again the same way on a grid with 4× the cell,
+  then 16×, … while the cell is smaller than the reference set; the stopping rule holds on every
+  grid, so each level's answers are exact. Only what no level settles (queries far outside the
+  reference box, or a reference set of one point) goes to the KD-tree, exact as well. On 200k
+  room samples against the same room shifted 0.2 m (NN both ways, one thread, CPU seconds) this
+  took 1.2 s against 6.0 s with a single grid level handing far queries to the KD-tree; against
+  200k floaters filling the room, 4.1 s against 45 s; near queries (2 cm noise) are no slower.
 
 ``nearest_distances(query, ref, method="auto")`` picks the grid when both sets are large enough for
 it to pay off (it is several times faster than the KD-tree on 200k↔200k surface samples, see
@@ -22,8 +29,10 @@ from scipy.spatial import cKDTree
 
 # Cells in the dense grid array at most; a coarser cell is chosen when a grid would need more.
 _MAX_CELLS = 1 << 24
-# Rings (Chebyshev radius in cells) searched in Numba before a query is passed to the KD-tree.
+# Rings (Chebyshev radius in cells) searched on one grid level before a query moves to the next.
 _MAX_RING = 2
+# Cell growth from one grid level to the next (see grid_distances).
+_COARSEN = 4.0
 # Below this many points on either side the KD-tree wins (no JIT dispatch, no grid set-up).
 _GRID_MIN_POINTS = 20_000
 
@@ -68,35 +77,64 @@ def kdtree_distances(query: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def grid_distances(query: np.ndarray, ref: np.ndarray, cell: float | None = None) -> np.ndarray:
-    """(N,) float64 exact nearest distances with the Numba grid hash (KD-tree for far queries).
+    """(N,) float64 exact nearest distances with a hierarchy of Numba grid hashes.
+
+    Level 0 is a grid of the reference points with edge ``cell``; the queries it cannot settle
+    within ``_MAX_RING`` rings are searched again on a grid ``_COARSEN`` times coarser, and so on
+    while the cell is smaller than the reference set's largest extent. Each level is an
+    independent exact search (``_query_grid``'s stopping rule holds for any grid), so a distance
+    settled at any level is exact. What no level settles goes to the KD-tree (exact as well).
 
     Args:
         query: (N, 3) float64 metres. ref: (M, 3) float64 metres, M ≥ 1.
-        cell: grid cell edge in metres; by default chosen so that a cell holds a few reference
+        cell: level-0 cell edge in metres; by default chosen so that a cell holds a few reference
             points on a surface-like set (see ``_choose_cell``).
     """
     query = np.ascontiguousarray(query, dtype=np.float64)
     ref = np.ascontiguousarray(ref, dtype=np.float64)
     lo = ref.min(axis=0)
-    extent = ref.max(axis=0) - lo
+    hi = ref.max(axis=0)
+    extent = hi - lo
     if cell is None:
         cell = _choose_cell(extent, len(ref))
-    # Enlarge the cell until the dense grid fits in memory.
+    # A query farther outside the reference box than _MAX_RING·cell cannot be settled on that
+    # level (every reference point is farther than the rings cover), so it skips the level.
+    outside = np.linalg.norm(np.maximum(np.maximum(lo - query, query - hi), 0.0), axis=1)
+    dist = np.full(len(query), np.nan)
+    todo = np.arange(len(query))
+    while len(todo):
+        cell, dims = _fit_cell(extent, cell)
+        level = todo[outside[todo] <= _MAX_RING * cell]
+        if len(level):
+            dist[level] = _grid_level(query[level], ref, lo, cell, dims)
+            todo = todo[np.isnan(dist[todo])]
+        if cell >= extent.max():
+            break
+        cell *= _COARSEN
+    if len(todo):
+        dist[todo] = kdtree_distances(query[todo], ref)
+    return dist
+
+
+def _fit_cell(extent: np.ndarray, cell: float) -> tuple[float, np.ndarray]:
+    """The cell edge, enlarged until the dense grid has at most _MAX_CELLS cells, and (3,) dims."""
     while True:
         dims = np.floor(extent / cell).astype(np.int64) + 1
         if int(np.prod(dims)) <= _MAX_CELLS:
-            break
+            return float(cell), dims
         cell *= 1.5
-    order, starts = _build_grid(ref, lo, float(cell), dims)
+
+
+def _grid_level(query: np.ndarray, ref: np.ndarray, lo: np.ndarray, cell: float,
+                dims: np.ndarray) -> np.ndarray:
+    """(N,) exact distances on one grid of ``ref``, NaN where _MAX_RING rings cannot prove them."""
+    order, starts = _build_grid(ref, lo, cell, dims)
     sorted_ref = ref[order]
     # Visiting the queries cell by cell keeps the scanned reference cells in cache (3× faster
     # than the input order on 200k room samples).
-    qorder, _ = _build_grid(query, lo, float(cell), dims)
+    qorder, _ = _build_grid(query, lo, cell, dims)
     dist = np.empty(len(query), dtype=np.float64)
-    dist[qorder] = _query_grid(query[qorder], sorted_ref, starts, lo, float(cell), dims, _MAX_RING)
-    far = np.isnan(dist)
-    if far.any():
-        dist[far] = kdtree_distances(query[far], ref)
+    dist[qorder] = _query_grid(query[qorder], sorted_ref, starts, lo, cell, dims, _MAX_RING)
     return dist
 
 
@@ -151,7 +189,11 @@ def _build_grid(points, lo, cell, dims):
 
 @numba.njit(parallel=True, cache=True)
 def _query_grid(query, ref, starts, lo, cell, dims, max_ring):
-    """Exact nearest distance per query, or NaN when rings up to ``max_ring`` cannot prove it."""
+    """Exact nearest distance per query, or NaN when rings up to ``max_ring`` cannot prove it.
+
+    query: (N, 3) float64 metres; ref: (M, 3) float64 metres sorted cell by cell (``_build_grid``),
+    ``starts`` its (C+1,) cell offsets; ``lo`` (3,) grid origin, ``cell`` edge in metres.
+    """
     n = query.shape[0]
     out = np.empty(n, dtype=np.float64)
     for q in numba.prange(n):
@@ -179,6 +221,15 @@ def _query_grid(query, ref, starts, lo, cell, dims, max_ring):
                         if max(abs(ix - cx), abs(iy - cy), abs(iz - cz)) != ring:
                             continue
                         k = (ix * dims[1] + iy) * dims[2] + iz
+                        if starts[k] == starts[k + 1]:
+                            continue
+                        # Skip a cell whose box is farther than the best point found so far
+                        # (no point in it can improve the answer; matters on coarse levels).
+                        gx = max(fx - ix - 1.0, ix - fx, 0.0)
+                        gy = max(fy - iy - 1.0, iy - fy, 0.0)
+                        gz = max(fz - iz - 1.0, iz - fz, 0.0)
+                        if (gx * gx + gy * gy + gz * gz) * (cell * cell) > best:
+                            continue
                         for j in range(starts[k], starts[k + 1]):
                             dx = ref[j, 0] - px
                             dy = ref[j, 1] - py

@@ -1,12 +1,10 @@
 """Metric library tests against analytic answers and brute-force references (SPEC §5)."""
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist
 
 from benchmark.depth_mesh import mesh_from_depth
 from benchmark.fit import apply_scale_shift, fit_scale_shift
 from benchmark.metrics import DEPTH_KEYS, MESH_KEYS, depth_metrics, mesh_metrics
-from benchmark.nearest import grid_distances, kdtree_distances, nearest_distances
 from benchmark.sampling import sample_surface
 
 SQUARE_F = np.array([[0, 1, 2], [0, 2, 3]])
@@ -14,34 +12,6 @@ SQUARE_F = np.array([[0, 1, 2], [0, 2, 3]])
 
 def square(z: float, size: float = 1.0) -> np.ndarray:
     return np.array([[0, 0, z], [size, 0, z], [size, size, z], [0, size, z]], dtype=float)
-
-
-# ---------------------------------------------------------------- nearest neighbours
-@pytest.mark.parametrize("case", ["cube", "surface", "far", "duplicates", "single"])
-def test_grid_nearest_matches_brute_force(case):
-    rng = np.random.default_rng(7)
-    ref = rng.random((3000, 3))
-    query = rng.random((2000, 3))
-    if case == "surface":  # points on two planes, queries near them: the evaluation's geometry
-        ref[:, 2] = np.where(rng.random(3000) < 0.5, 0.0, 1.0)
-        query[:, 2] = rng.normal(0, 0.03, 2000)
-    elif case == "far":  # most queries far outside the grid: exercises the KD-tree hand-off
-        query = rng.normal(0, 20, (2000, 3))
-    elif case == "duplicates":
-        query = ref[rng.integers(0, 3000, 2000)]
-    elif case == "single":
-        ref = ref[:1]
-    expected = cdist(query, ref).min(axis=1)
-    np.testing.assert_allclose(grid_distances(query, ref), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(kdtree_distances(query, ref), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(nearest_distances(query, ref, "grid"), expected, atol=1e-12)
-
-
-def test_grid_nearest_with_tiny_cells_falls_back_exactly():
-    rng = np.random.default_rng(3)
-    ref, query = rng.random((500, 3)), rng.random((400, 3))
-    got = grid_distances(query, ref, cell=1e-3)  # rings cannot prove most answers
-    np.testing.assert_allclose(got, cdist(query, ref).min(axis=1), atol=1e-12)
 
 
 # ---------------------------------------------------------------- mesh metrics
@@ -206,14 +176,3 @@ def test_mesh_from_depth_cuts_long_edges():
     assert np.all(np.einsum("ij,ij->i", n, v[f[:, 0]]) < 0)  # normals face the camera
     depth[1, 1] = np.nan  # a hole removes the 4 quads around it (8 triangles)
     assert mesh_from_depth(depth, fx, fy, cx, cy)[1].shape == (16, 3)
-
-
-def test_nearest_input_checks():
-    p = np.zeros((3, 3))
-    with pytest.raises(ValueError, match="empty"):
-        nearest_distances(p, np.zeros((0, 3)))
-    with pytest.raises(ValueError, match="NaN"):
-        nearest_distances(p, np.full((2, 3), np.nan))
-    with pytest.raises(ValueError, match="method"):
-        nearest_distances(p, p, "octree")
-    assert nearest_distances(np.zeros((0, 3)), p).shape == (0,)
