@@ -8,7 +8,7 @@ written by the trainer). Nothing from the training code is imported: the logs ar
 Outputs (``--out``):
 - ``ablation.csv`` / ``ablation.md``: per experiment, the mean ± standard deviation over seeds of the
   per-seed mean F1 and Chamfer (fit variant, one protocol), the per-seed F1 values, the final
-  training loss and BCE, and the training wall time (steps × median logged step time).
+  training loss and BCE, the last validation BCE and accuracy, and the training wall time (steps × median logged step time).
 - ``loss_curves.png``: training loss against step and against wall-clock seconds, per experiment
   (mean over seeds, band = min..max), smoothed with a running mean.
 
@@ -62,6 +62,19 @@ def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def final_validation(runs: Path, names: list[str]) -> pd.DataFrame:
+    """Per run: the last logged validation BCE and near-surface accuracy (``val/bce``, ``val/accuracy``;
+    NaN when a run logged none), indexed by (experiment, seed)."""
+    rows = []
+    for name in names:
+        long = pd.read_csv(runs / name / "scalars.csv")
+        last = long[long.tag.isin(["val/bce", "val/accuracy"])].sort_values("step").groupby("tag").value.last()
+        experiment, seed = split_run(name)
+        rows.append({"experiment": experiment, "seed": seed, "val_bce": last.get("val/bce", np.nan),
+                     "val_accuracy": last.get("val/accuracy", np.nan) * 100})
+    return pd.DataFrame(rows).set_index(["experiment", "seed"])
+
+
 def _batch_size(run: Path) -> int:
     """Global batch size recorded in the run's resolved ``config.yaml`` (1 when absent)."""
     import yaml
@@ -73,9 +86,10 @@ def _batch_size(run: Path) -> int:
 
 
 def ablation_table(per_frame: pd.DataFrame, curves: pd.DataFrame, protocol: str = "release",
-                   tail: int = 20) -> pd.DataFrame:
-    """One row per experiment: F1 / Chamfer (fit, ``protocol``) mean ± std over seeds and the
-    training summary (loss and BCE averaged over the last ``tail`` steps, wall seconds)."""
+                   tail: int = 20, validation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per experiment: F1 / Chamfer (fit, ``protocol``) mean ± std over seeds, the training
+    summary (loss and BCE averaged over the last ``tail`` steps, wall seconds) and, when given, the
+    final validation BCE and accuracy (:func:`final_validation`)."""
     rows = per_frame[per_frame.protocol == protocol].copy()
     rows[["experiment", "seed"]] = [split_run(m) for m in rows.method]
     per_seed = rows.groupby(["experiment", "seed"])[["fit_f1", "fit_chamfer"]].mean() * 100
@@ -83,6 +97,8 @@ def ablation_table(per_frame: pd.DataFrame, curves: pd.DataFrame, protocol: str 
     train = last.groupby(["experiment", "seed"])[["loss", "bce"]].mean()
     train["seconds"] = curves.groupby(["experiment", "seed"]).seconds.max()
     per_seed = per_seed.join(train)
+    if validation is not None:
+        per_seed = per_seed.join(validation)
     out = per_seed.groupby("experiment").agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out["seeds"] = per_seed.groupby("experiment").size()
@@ -96,10 +112,12 @@ def to_markdown(table: pd.DataFrame) -> str:
         return table[f"{col}_mean"].map(f"{{:.{digits}f}}".format) + " ± " + table[f"{col}_std"].map(
             f"{{:.{digits}f}}".format)
 
-    text = pd.DataFrame({"F1 [%]": pm("fit_f1"), "F1 per seed": table.f1_per_seed,
-                         "Chamfer [cm]": pm("fit_chamfer"), "final loss": pm("loss", 3),
-                         "final BCE": pm("bce", 3), "train time [s]": pm("seconds", 0),
-                         "seeds": table.seeds}, index=table.index)
+    columns = {"F1 [%]": pm("fit_f1"), "F1 per seed": table.f1_per_seed,
+               "Chamfer [cm]": pm("fit_chamfer"), "final loss": pm("loss", 3), "final BCE": pm("bce", 3)}
+    if "val_bce_mean" in table:
+        columns.update({"val BCE": pm("val_bce", 3), "val acc. [%]": pm("val_accuracy")})
+    columns.update({"train time [s]": pm("seconds", 0), "seeds": table.seeds})
+    text = pd.DataFrame(columns, index=table.index)
     return text.reset_index().to_markdown(index=False)
 
 
@@ -140,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark.ablation: {args.per_frame} not found; run the ablation evaluation first", file=sys.stderr)
         return 2
     per_frame = pd.read_csv(args.per_frame)
-    curves = training_curves(args.runs, sorted(per_frame.method.unique()))
-    table = ablation_table(per_frame, curves, args.protocol)
+    names = sorted(per_frame.method.unique())
+    curves = training_curves(args.runs, names)
+    table = ablation_table(per_frame, curves, args.protocol, validation=final_validation(args.runs, names))
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "ablation.csv")
     (args.out / "ablation.md").write_text(to_markdown(table) + "\n")

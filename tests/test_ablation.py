@@ -18,7 +18,7 @@ def write_run(runs: Path, name: str, losses: list[float], samples_per_s: float |
     rates = samples_per_s if isinstance(samples_per_s, list) else [samples_per_s] * len(losses)
     rows = [(s + 1, tag, v) for s, (loss, rate) in enumerate(zip(losses, rates))
             for tag, v in (("train/loss", loss), ("train/bce", loss / 2), ("train/samples_per_s", rate),
-                           ("val/loss", 9.0))]
+                           ("val/loss", 9.0), ("val/bce", loss / 3), ("val/accuracy", 0.5 + s / 10))]
     pd.DataFrame(rows, columns=["step", "tag", "value"]).to_csv(run / "scalars.csv", index=False)
 
 
@@ -40,6 +40,8 @@ def test_table_and_curves(tmp_path: Path) -> None:
     assert table.loc["nograd", "fit_chamfer_mean"] == pytest.approx(10.0)  # cm
     assert table.loc["dgs", "loss_mean"] == pytest.approx(np.mean([1.0, 0.5, 0.25]))
     assert table.loc["dgs", "seconds_mean"] == pytest.approx(3 * 4 / 2.0)  # 3 steps of batch 4 at 2 samples/s
+    assert table.loc["dgs", "val_bce_mean"] == pytest.approx(0.25 / 3)  # the last validation, not the mean
+    assert table.loc["nograd", "val_accuracy_mean"] == pytest.approx(70.0)  # %
     assert "40.0 ± 14.1" in (tmp_path / "out" / "ablation.md").read_text()
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 0
 
