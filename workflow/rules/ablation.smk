@@ -12,12 +12,9 @@ def ablation_runs():
     return [f"{e}-s{s}" for e in config["train"]["ablation"] for s in config["ablation"]["seeds"]]
 
 
-rule train_seeded:
-    """Train config/experiments/{experiment}.yaml (after the overlay) with optim.seed = {seed}."""
-    input:
-        train=lambda wc: scannet_split_manifest("train"),
-        val=lambda wc: scannet_split_manifest("val"),
-        configs=lambda wc: train_configs(wc.experiment),
+# train_experiment with optim.seed = {seed}, into models/{experiment}-s{seed}/ (same inputs, command
+# and resources; only the run name and the seed differ).
+use rule train_experiment as train_seeded with:
     output:
         WORK / "models" / "{experiment}-s{seed}" / "final.pt",
     log:
@@ -27,15 +24,9 @@ rule train_seeded:
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
         seed="[0-9]+",
-    threads: 2
-    resources:
-        gpu=train_gpus(),
     params:
-        launcher=train_launcher(),
         out=lambda wc: WORK / "models" / f"{wc.experiment}-s{wc.seed}",
-        device=config["train"]["device"],
-    shell:
-        TRAIN_COMMAND.replace(" > {log}", " --set optim.seed={wildcards.seed} > {log}")
+        overrides=lambda wc: f" --set optim.seed={wc.seed}",
 
 
 rule evaluate_ablation:

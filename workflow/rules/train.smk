@@ -25,13 +25,6 @@ def train_gpus():
     return 0 if config["train"]["device"] == "cpu" else config["train"]["nproc"]
 
 
-TRAIN_COMMAND = (
-    "{params.launcher} --config {input.configs} --train-manifest {input.train}"
-    " --val-manifest {input.val} --out {params.out} --resume auto --device {params.device}"
-    " --threads {threads} > {log} 2>&1"
-)
-
-
 rule train_dgs:
     """Train the configured experiment (train.experiment, default dgs): models/<experiment>/final.pt."""
     input:
@@ -59,8 +52,11 @@ rule train_experiment:
         launcher=train_launcher(),
         out=lambda wc: WORK / "models" / wc.experiment,
         device=config["train"]["device"],
+        overrides="",  # extra `--set KEY=VALUE` arguments (train_seeded sets the seed)
     shell:
-        TRAIN_COMMAND
+        "{params.launcher} --config {input.configs} --train-manifest {input.train}"
+        " --val-manifest {input.val} --out {params.out} --resume auto --device {params.device}"
+        " --threads {threads}{params.overrides} > {log} 2>&1"
 
 
 rule train_ablation:
