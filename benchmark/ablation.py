@@ -37,20 +37,25 @@ def split_run(name: str) -> tuple[str, int]:
     return m["experiment"], int(m["seed"])
 
 
+def read_scalars(runs: Path, name: str) -> pd.DataFrame:
+    """The long ``step,tag,value`` log ``<runs>/<name>/scalars.csv``; FileNotFoundError naming it if absent."""
+    path = runs / name / "scalars.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"ablation: {path} not found; train run {name} first (snakemake ablation)")
+    return pd.read_csv(path)
+
+
 def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
     """Per run and step: ``loss``, ``bce`` and wall ``seconds`` = step × the run's median step time.
 
     The step time is batch / logged samples/s. The median, not the sum, so that a load spike from
     another process on a shared machine, or the first step's warm-up, does not bend one mode's curve.
 
-    Reads ``<runs>/<name>/scalars.csv``; a missing file raises FileNotFoundError naming it.
+    Reads ``<runs>/<name>/scalars.csv`` (:func:`read_scalars`).
     """
     frames = []
     for name in names:
-        path = runs / name / "scalars.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"ablation: {path} not found; train run {name} first (snakemake ablation)")
-        long = pd.read_csv(path)
+        long = read_scalars(runs, name)
         wide = long[long.tag.str.startswith("train/")].pivot_table(index="step", columns="tag", values="value")
         wide.columns = [c.split("/", 1)[1] for c in wide.columns]
         batch = _batch_size(runs / name)
@@ -67,7 +72,7 @@ def final_validation(runs: Path, names: list[str]) -> pd.DataFrame:
     NaN when a run logged none), indexed by (experiment, seed)."""
     rows = []
     for name in names:
-        long = pd.read_csv(runs / name / "scalars.csv")
+        long = read_scalars(runs, name)
         last = long[long.tag.isin(["val/bce", "val/accuracy"])].sort_values("step").groupby("tag").value.last()
         experiment, seed = split_run(name)
         rows.append({"experiment": experiment, "seed": seed, "val_bce": last.get("val/bce", np.nan),
