@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report import save_figure
+from pipeline.atomic import atomic_path, write_text_atomic
 
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
 
@@ -167,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     curves = training_curves(args.runs, names)
     table = ablation_table(per_frame, curves, args.protocol, validation=final_validation(args.runs, names))
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "ablation.csv")
-    (args.out / "ablation.md").write_text(to_markdown(table) + "\n")
+    with atomic_path(args.out / "ablation.csv") as tmp:
+        table.to_csv(tmp)
+    write_text_atomic(args.out / "ablation.md", to_markdown(table) + "\n")
     plot_curves(curves, args.out / "loss_curves.png")
     for name in ("ablation.csv", "ablation.md", "loss_curves.png"):
         print(args.out / name)

@@ -43,7 +43,7 @@ def load_frames(manifest: Path, root: Path, n: int) -> tuple[list[dict], float]:
 
 def queried_fraction(frame: dict, resolution: int) -> float:
     """Share of the grid's cells inside the frustum (the cells the network sees)."""
-    from dgs_core.geometry import normalised_intrinsics
+    from dgs_core.camera import normalised_intrinsics
     from dgs_core.infer import frustum_mask, grid_geometry
 
     origin, cell = grid_geometry(*frame["box"], resolution)

@@ -35,10 +35,11 @@ from tqdm import tqdm  # noqa: E402
 from pipeline.frames import PrepareConfig, RawFrame, SceneGeometry, frame_rng, prepare_frame  # noqa: E402
 from pipeline.geometry.camera import pixel_directions, virtual_intrinsics  # noqa: E402
 from pipeline.geometry.resample import resample_color, resample_depth  # noqa: E402
-from pipeline.sample import FrameSample  # noqa: E402
+from pipeline.frame_sample import FrameSample  # noqa: E402
 from pipeline.shards import ShardWriter  # noqa: E402
 from pipeline.formats.images import decode_color, encode_jpeg  # noqa: E402
-from pipeline.sources import _scaled, color_draft  # noqa: E402
+from pipeline.geometry.camera import scale_intrinsics  # noqa: E402
+from pipeline.sources import color_draft  # noqa: E402
 from pipeline.synthetic.config import (SCANNET_COLOR_INTRINSICS, SCANNET_COLOR_SIZE,  # noqa: E402
                                        SCANNET_DEPTH_INTRINSICS, SCANNET_DEPTH_SIZE)
 from pipeline.synthetic.render import PinholeCamera, SceneRenderer  # noqa: E402
@@ -65,7 +66,7 @@ def make_inputs(n: int, seed: int, edge: float, cfg: PrepareConfig) -> tuple[obj
         jpeg = encode_jpeg(renderer.color(color_cam, pose), quality=90)
         color = decode_color(jpeg, path="bench.sens", draft=draft)
         depth = renderer.cast(depth_cam, pose).depth.astype(np.float32)
-        frames.append(RawFrame(i, "bench.sens", pose, color, _scaled(k_c, SCANNET_COLOR_SIZE, color.shape),
+        frames.append(RawFrame(i, "bench.sens", pose, color, scale_intrinsics(k_c, SCANNET_COLOR_SIZE, color.shape),
                                depth, depth_cam.matrix()))
     return mesh, frames
 

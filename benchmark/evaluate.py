@@ -37,6 +37,7 @@ from tqdm import tqdm
 from benchmark.metrics import DEPTH_KEYS, MESH_KEYS
 from benchmark.predictions import MissingPrediction, load_prediction
 from benchmark.protocols import PROTOCOLS, evaluate_frame, to_row
+from pipeline.atomic import atomic_path
 from pipeline.formats.ply import write_ply
 from pipeline.ground_truth import visible_mesh
 from pipeline.manifest import read_manifest
@@ -185,11 +186,9 @@ def _check(settings: Settings) -> None:
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
-    """Write ``table`` to ``path`` atomically (``<path>.partial`` then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Write ``table`` to ``path`` atomically (:mod:`pipeline.atomic`)."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
     return path
 
 

@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from benchmark.nearest import nearest_distances
 from benchmark.sampling import sample_surface
+from pipeline.atomic import atomic_path
 
 GREEN = np.array([0.15, 0.75, 0.2])
 RED = np.array([0.85, 0.15, 0.1])
@@ -135,11 +136,9 @@ def frame_figure(image: np.ndarray, pred_vertices: np.ndarray, pred_faces: np.nd
     if title:
         fig.suptitle(title, fontsize=8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

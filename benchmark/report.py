@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.atomic import atomic_path, write_text_atomic
+
 #: metric -> (unit, True when lower is better). Order = column order in the tables.
 METRICS: dict[str, tuple[str, bool]] = {
     "acc": ("cm", True), "compl": ("cm", True), "chamfer": ("cm", True),
@@ -137,9 +139,11 @@ def write_report(per_frame: pd.DataFrame, out: Path, by: tuple[str, ...] = DEFAU
     out.mkdir(parents=True, exist_ok=True)
     aggregated = aggregate(per_frame, by)
     written = [out / "aggregated.csv", out / "reasons.csv", out / "per_scene.csv"]
-    aggregated.to_csv(written[0], index=False)
-    reason_counts(per_frame, by).to_csv(written[1], index=False)
-    per_scene(per_frame, "fit", by).to_csv(written[2])
+    for path, table, index in ((written[0], aggregated, False),
+                               (written[1], reason_counts(per_frame, by), False),
+                               (written[2], per_scene(per_frame, "fit", by), True)):
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=index)
     for variant in VARIANTS:
         if not any(c.startswith(f"{variant}_") for c in metric_columns(per_frame)):
             continue
@@ -147,7 +151,7 @@ def write_report(per_frame: pd.DataFrame, out: Path, by: tuple[str, ...] = DEFAU
         for suffix, text in ((".tex", to_latex(table, caption=f"{variant} (mean over frames)")),
                              (".md", to_markdown(table))):
             path = out / f"table_{variant}{suffix}"
-            path.write_text(text + "\n")
+            write_text_atomic(path, text + "\n")
             written.append(path)
     if "fit_f1" in per_frame.columns:
         written.append(f1_histogram(per_frame, out / "f1_histogram.png"))
@@ -175,7 +179,8 @@ def save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dgs_core.experiment import flatten, from_dict
+from pipeline.atomic import atomic_path
 from dgs_core.model import DGSNet, ModelConfig
 
 REQUIRED_KEYS = ("model", "step", "epoch", "position", "config", "rng")
@@ -74,7 +75,7 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scaler: Any = None, step: int, epoch: int, position: int, config: dict, rng: dict,
                     best: float | None = None, world_size: int = 1) -> Path:
-    """Write the checkpoint to ``path`` atomically (``<path>.partial`` then ``os.replace``).
+    """Write the checkpoint to ``path`` atomically (:mod:`pipeline.atomic`).
 
     ``model`` may be wrapped (DDP, torch.compile); the plain module's state_dict is stored.
     """
@@ -87,10 +88,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
         "position": int(position), "config": config, "rng": rng, "best": None if best is None else float(best),
         "world_size": int(world_size), "code_version": code_version(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -8,7 +8,7 @@ random stream derived from ``(seed, epoch, index)``: an item is the same whichev
 and whenever, which is what makes resumed training reproduce the uninterrupted run.
 
 Conventions (SPEC §1): points are camera frame (OpenCV), metres; labels 1 = inward/occupied;
-intrinsics are handed to the model normalised (``dgs_core.geometry``); images are normalised with
+intrinsics are handed to the model normalised (``dgs_core.camera``); images are normalised with
 the ImageNet mean/std (:func:`image_to_tensor`), the convention of ImageNet-pretrained encoders.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dgs_core.geometry import normalised_intrinsics
+from dgs_core.camera import normalised_intrinsics
 from dgs_core.losses import Batch
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardLayout, ShardReader

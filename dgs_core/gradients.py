@@ -21,7 +21,6 @@ spatial gradient ∂f/∂p (B, Q, 3) (1/m, camera frame), both differentiable w.
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 

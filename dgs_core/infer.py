@@ -33,7 +33,8 @@ import torch
 from tqdm import tqdm
 
 from dgs_core.data import image_to_tensor
-from dgs_core.geometry import normalised_intrinsics
+from dgs_core.camera import normalised_intrinsics
+from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.ground_truth import visible_mesh
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
@@ -140,22 +141,11 @@ def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_in
 
 
 def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray) -> Path:
-    """Write one frame's grid atomically (``<name>.partial`` then rename); occupancy stored as float16."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
+    """Write one frame's grid atomically (:mod:`pipeline.atomic`); occupancy stored as float16."""
+    with atomic_open(path, "wb") as f:
         np.savez_compressed(f, occupancy=occupancy.astype(np.float16),
                             origin=np.asarray(origin, dtype=np.float64), cell=np.asarray(cell, dtype=np.float64))
-    os.replace(tmp, path)
     return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    # A per-process temporary name: the scannet and matterport jobs both write method.json.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def keep_only_matching(folder: Path, provenance: dict) -> None:
@@ -173,7 +163,7 @@ def keep_only_matching(folder: Path, provenance: dict) -> None:
     (folder / "done").unlink(missing_ok=True)
     for stale in sorted(folder.glob("*/*.npz")):
         stale.unlink()
-    _write_text(record, text)
+    write_text_atomic(record, text)
 
 
 def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
@@ -221,7 +211,7 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         write_grid(path, *grid)
     for reader in readers.values():
         reader.close()
-    _write_text(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
+    write_text_atomic(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
     return paths
 
 
@@ -240,7 +230,7 @@ def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike,
     net = net.to(dev).eval()
     method = {"name": name or Path(checkpoint).resolve().parent.name, "kind": "grid",
               "checkpoint": str(checkpoint), "resolution": resolution}
-    _write_text(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
+    write_text_atomic(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
     return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
                           batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint))
 

@@ -35,6 +35,7 @@ from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dic
 from dgs_core.losses import Batch, training_loss
 from dgs_core.model import DGSNet, load_pretrained
 from dgs_core.train_log import TrainLog
+from pipeline.atomic import write_text_atomic
 
 # Keys that may change between a checkpoint and the run resuming it (the schedule may be extended,
 # logging and checkpointing cadence and the worker count do not affect the numbers).
@@ -145,9 +146,7 @@ def restore(path: Path, exp: Experiment, rank: Rank, net: DGSNet, opt, scaler) -
 
 
 def write_config(out: Path, exp: Experiment) -> None:
-    partial = out / "config.yaml.partial"
-    partial.write_text(yaml.safe_dump(to_dict(exp), sort_keys=False))
-    os.replace(partial, out / "config.yaml")
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False))
 
 
 def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_size: int) -> list[Batch]:

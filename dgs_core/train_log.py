@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.atomic import atomic_open
+
 HEADER = ("step", "tag", "value")
 
 
@@ -53,12 +55,10 @@ class TrainLog:
             with open(self.path, newline="") as f:
                 rows = list(csv.reader(f))[1:]
             keep = [r for r in rows if len(r) == 3 and r[0].isdigit() and int(r[0]) <= resume_step]
-        partial = self.path.with_name(self.path.name + ".partial")
-        with open(partial, "w", newline="") as f:
+        with atomic_open(self.path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(HEADER)
             w.writerows(keep)
-        os.replace(partial, self.path)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
         """Record ``{name: value}`` at ``step`` under ``<prefix>/<name>``."""

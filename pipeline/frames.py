@@ -34,7 +34,7 @@ from pipeline.geometry.raster import depth_maps_raster
 from pipeline.geometry.resample import resample_color, resample_depth
 from pipeline.geometry.scene import (SceneGeometry, depth_maps_first_hits, depth_maps_listed,
                                      distance_to_mesh)
-from pipeline.sample import FrameSample
+from pipeline.frame_sample import FrameSample
 
 __all__ = ["PrepareConfig", "SceneGeometry", "RawFrame", "SkippedFrame", "frame_rng", "prepare_frame"]
 

@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import atomic_path
+
 COLUMNS: dict[str, str] = {
     "dataset": "string", "scene_id": "string", "frame_index": "int64", "source_file": "string",
     "split": "string", "shard": "string", "row": "int64", "status": "string", "reason": "string",
@@ -34,7 +36,7 @@ def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to Parquet atomically (``<path>.partial`` then rename); returns the path.
+    """Write ``df`` to Parquet atomically (:mod:`pipeline.atomic`); returns the path.
 
     The file has no timestamps: the same DataFrame gives the same bytes.
     """
@@ -42,10 +44,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"manifest for {path} lacks columns {missing}; build it with make_manifest()")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    df[list(COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df[list(COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
     return path
 
 

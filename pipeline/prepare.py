@@ -12,7 +12,7 @@ Output layout (per scene; Snakemake declares the ``done`` file or the directory)
     <out>/<dataset>/<split>/<scene_id>/done               JSON summary, written last
 
 A job first deletes the scene's ``done`` marker and any previous shards, so an interrupted run never
-looks finished; shards are written as ``*.partial`` and renamed when complete. Frames run on a
+looks finished; every file is written atomically (:mod:`pipeline.atomic`). Frames run on a
 ``distributed.LocalCluster`` of N single-threaded worker processes (``--workers``, default 2), on an
 existing cluster (``--dask-scheduler``), or in this process (``--workers 0``). The scene geometry is
 broadcast once to every worker (its Embree BVH is rebuilt lazily there, once per worker). Results are
@@ -36,8 +36,9 @@ from tqdm import tqdm
 
 from pipeline.frames import PrepareConfig, RawFrame, SceneGeometry, SkippedFrame, prepare_frame
 from pipeline.manifest import make_manifest, summary_line, write_manifest
-from pipeline.sample import FrameSample
-from pipeline.shards import PARTIAL_SUFFIX, SCHEMA_VERSION, ShardWriter
+from pipeline.frame_sample import FrameSample
+from pipeline.atomic import PARTIAL, write_text_atomic
+from pipeline.shards import SCHEMA_VERSION, ShardWriter
 from pipeline.sources import SceneSource, matterport_scene, scannet_scene
 
 DONE, MANIFEST = "done", "manifest.parquet"
@@ -151,7 +152,7 @@ def _clear(directory: Path) -> None:
     """Remove a previous run's marker first, then its shards and manifest (only our own names)."""
     (directory / DONE).unlink(missing_ok=True)
     for p in sorted(directory.glob("shard_*.h5*")) + sorted(directory.glob(MANIFEST + "*")):
-        if p.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX, MANIFEST, MANIFEST + PARTIAL_SUFFIX)):
+        if p.name.endswith((".h5", MANIFEST)) or PARTIAL in p.name:
             p.unlink()
 
 
@@ -218,9 +219,7 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
                            manifest.loc[manifest.status != "ok", "reason"].value_counts().sort_index().items()},
                "shards": writer.finished, "dropped_degenerate_faces": int(source.dropped_faces),
                "schema_version": SCHEMA_VERSION}
-    tmp = directory / (DONE + PARTIAL_SUFFIX)
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    tmp.replace(directory / DONE)  # marker last: everything above is complete
+    write_text_atomic(directory / DONE, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if progress:
         extra = f", {source.dropped_faces} degenerate faces dropped" if source.dropped_faces else ""
         print(f"{source.dataset}/{source.split}/{source.scene_id}: "

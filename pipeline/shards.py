@@ -1,7 +1,7 @@
 """HDF5 shards of prepared frames: the schema in one place, a deterministic writer and a lazy reader.
 
 A shard is one HDF5 file holding up to ``frames_per_shard`` rows; row ``r`` of every per-frame
-dataset belongs to the same frame (a :class:`pipeline.sample.FrameSample`). The layout:
+dataset belongs to the same frame (a :class:`pipeline.frame_sample.FrameSample`). The layout:
 
 ================================  =============  ===============  ==================================
 HDF5 path                         dtype          shape            content (SPEC §1, §4)
@@ -41,9 +41,9 @@ Design decisions (why):
   one h5py call per dataset when the shard is full: per-row calls made writing ~3× slower.
 - Byte-identical re-runs: object creation/modification times are disabled for every dataset and
   group (``track_times`` / ``obj_track_times``), the file format bounds are pinned
-  (:data:`LIBVER`), and datasets are created in a fixed order. A shard is written to
-  ``<name>.partial`` and renamed only after it is closed, so a killed job never leaves a file that
-  looks finished.
+  (:data:`LIBVER`), and datasets are created in a fixed order. A shard is written to a temporary
+  sibling (:mod:`pipeline.atomic`) and renamed only after it is closed, so a killed job never
+  leaves a file that looks finished.
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from pipeline.sample import FrameSample
+from pipeline.atomic import PARTIAL, atomic_path
+from pipeline.frame_sample import FrameSample
 
 SCHEMA_VERSION = 1
 """Bumped whenever a dataset name, dtype or meaning changes; readers refuse other versions."""
@@ -64,7 +65,6 @@ SCHEMA_VERSION = 1
 LIBVER = ("v110", "v110")
 """HDF5 file-format bounds, pinned so the same HDF5 library writes the same bytes."""
 
-PARTIAL_SUFFIX = ".partial"
 ZSTD_LEVEL = 1  # level 1: ~2x faster writes than 5 for a few % more bytes (docs/shards.md)
 COMPRESSIONS = ("zstd", "gzip", "lzf", "none")
 _STR = h5py.string_dtype("utf-8")
@@ -177,10 +177,14 @@ class _OpenShard:
         return self.n - 1
 
     def finish(self) -> None:
-        """Write every buffered row to ``self.path`` (the ``.partial`` name) and close it."""
+        """Write every buffered row to ``self.path`` atomically (temporary sibling, then rename)."""
+        with atomic_path(self.path) as tmp:
+            self._write(tmp)
+
+    def _write(self, path: Path) -> None:
         filt = _filter_kwargs(self.compression)
         # track_times=False also keeps timestamps out of the root group's object header
-        with h5py.File(self.path, "w", libver=LIBVER, track_times=False) as f:
+        with h5py.File(path, "w", libver=LIBVER, track_times=False) as f:
             for fld in STRING_FIELDS + ARRAY_FIELDS:
                 row = fld.shape(self.layout)
                 parent_name, _, leaf = fld.path.rpartition("/")
@@ -207,15 +211,14 @@ class _OpenShard:
 
     def abort(self) -> None:
         self.rows.clear()
-        self.path.unlink(missing_ok=True)
 
 
 class ShardWriter:
     """Append :class:`FrameSample` rows to ``shard_00000.h5``, ``shard_00001.h5``, … in ``out_dir``.
 
     A shard holds ``frames_per_shard`` rows, buffered in memory; when full (or at :meth:`close`) it
-    is written as ``<name>.partial`` and renamed once complete. Used as a context manager, an exception deletes the open partial file,
-    so only complete shards ever carry the final name. Writing the same samples in the same order
+    is written atomically (:mod:`pipeline.atomic`), so only complete shards ever carry the final
+    name; used as a context manager, an exception drops the open shard's buffered rows. Writing the same samples in the same order
     gives byte-identical files.
 
     Args:
@@ -244,11 +247,10 @@ class ShardWriter:
         if self.layout is None:
             self.layout = ShardLayout.of(sample)
         if self._open is None:
-            name = shard_name(len(self.finished))
-            self._open = _OpenShard(self.out_dir / (name + PARTIAL_SUFFIX), self.layout,
+            self._open = _OpenShard(self.out_dir / shard_name(len(self.finished)), self.layout,
                                     self.compression, self.attrs)
         row = self._open.append(sample)
-        name = self._open.path.name[: -len(PARTIAL_SUFFIX)]
+        name = self._open.path.name
         if self._open.n == self.frames_per_shard:
             self._finish()
         return name, row
@@ -256,9 +258,7 @@ class ShardWriter:
     def _finish(self) -> None:
         assert self._open is not None
         self._open.finish()
-        final = self._open.path.with_name(self._open.path.name[: -len(PARTIAL_SUFFIX)])
-        os.replace(self._open.path, final)
-        self.finished.append(final.name)
+        self.finished.append(self._open.path.name)
         self._open = None
 
     def close(self) -> list[str]:
@@ -268,7 +268,7 @@ class ShardWriter:
         return list(self.finished)
 
     def abort(self) -> None:
-        """Delete the shard being written (finished shards stay; their directory has no marker)."""
+        """Drop the shard being buffered (finished shards stay; their directory has no marker)."""
         if self._open is not None:
             self._open.abort()
             self._open = None
@@ -308,7 +308,7 @@ class ShardReader:
         if self._f is None:
             if not self.path.exists():
                 raise FileNotFoundError(
-                    f"shard {self.path} does not exist; a '{PARTIAL_SUFFIX}' file next to it means "
+                    f"shard {self.path} does not exist; a '*{PARTIAL}' file next to it means "
                     f"its prepare job did not finish — rerun that job")
             f = h5py.File(self.path, "r")
             found = f.attrs.get("schema_version")

@@ -25,6 +25,7 @@ from pipeline.formats.errors import FormatError
 from pipeline.formats.images import decode_color
 from pipeline.formats.sens import SensReader
 from pipeline.frames import RawFrame, SkippedFrame
+from pipeline.geometry.camera import scale_intrinsics
 from pipeline.select import select_matterport_cameras, select_scannet_frames
 
 
@@ -87,16 +88,6 @@ def color_draft(color_size: tuple[int, int], k: np.ndarray, width: int, height: 
     return (min(w, math.ceil(w * focal / float(k[0, 0]))), min(h, math.ceil(h * focal / float(k[1, 1]))))
 
 
-def _scaled(k: np.ndarray, size: tuple[int, int], shape: tuple[int, ...]) -> np.ndarray:
-    """3×3 intrinsics of an image of ``size`` (W, H) rescaled to a decoded array of ``shape``."""
-    sx, sy = shape[1] / size[0], shape[0] / size[1]
-    out = np.array(k[:3, :3], dtype=np.float64)
-    out[0] *= sx  # pixel-edge convention (SPEC §1): coordinates scale without a half-pixel shift
-    out[1] *= sy
-    out[2] = (0.0, 0.0, 1.0)
-    return out
-
-
 def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride: int = 1,
                   test_frames: int = 10, width: int = 256, height: int = 192,
                   focal: float = 230.4) -> SceneSource:
@@ -128,8 +119,8 @@ def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride:
                     yield SkippedFrame(i, rel, "corrupt_payload")
                     continue
                 yield RawFrame(i, rel, fr.camera_to_world, fr.color,
-                               _scaled(k_c, hdr.color_size, fr.color.shape), fr.depth,
-                               _scaled(k_d, hdr.depth_size, fr.depth.shape))
+                               scale_intrinsics(k_c, hdr.color_size, fr.color.shape), fr.depth,
+                               scale_intrinsics(k_d, hdr.depth_size, fr.depth.shape))
 
     return SceneSource("scannet", scene_id, split, str(paths.mesh), mesh.vertices, faces, labels,
                        ids, len(mesh.faces) - len(faces), frames, read)
@@ -161,7 +152,7 @@ def matterport_scene(root: str | os.PathLike, house_id: str, split: str = "test"
             except (FormatError, OSError):
                 yield SkippedFrame(cam.index, rel, "corrupt_payload")
                 continue
-            yield RawFrame(cam.index, rel, cam.camera_to_world, color, _scaled(k, size, color.shape),
+            yield RawFrame(cam.index, rel, cam.camera_to_world, color, scale_intrinsics(k, size, color.shape),
                            depth, k.copy())  # Matterport depth and colour share intrinsics and size
 
     frames = np.asarray([cams[int(p)].index for p in chosen], dtype=np.int64)

@@ -11,7 +11,7 @@ import torch
 
 from dgs_core.data import (IMAGE_MEAN, IMAGE_STD, DataConfig, ResumableSampler, ShardDataset, collate,
                            image_to_tensor, make_loader, to_device)
-from dgs_core.geometry import project
+from dgs_core.camera import project
 from pipeline.shards import SchemaError, ShardReader
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import torch
-from dgs_core.ops import cuda, reference
+from dgs_core.ops import reference, triton_kernels
 torch.manual_seed(0)
 for dt, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
     B, C, H, W, Q = 2, 70, 5, 8, 45          # C not a multiple of the channel block, Q of BLOCK_Q
@@ -31,8 +31,8 @@ for dt, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
     ref = reference.dgs_sample_reference(fr, p, k)
     g = torch.randn_like(ref)
     ref.backward(g)
-    out = cuda.sample_2d_forward(f, p, k)
-    gf = cuda.sample_2d_backward(g, p, k, H, W)
+    out = triton_kernels.sample_2d_forward(f, p, k)
+    gf = triton_kernels.sample_2d_backward(g, p, k, H, W)
     for a, e in ((out, ref.detach()), (gf, fr.grad)):
         err = float(((a - e).abs().max() / e.abs().max()))
         assert err < tol, (dt, err)

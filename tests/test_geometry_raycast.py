@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.geometry.camera import pixel_directions
-from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits, render_depth
+from pipeline.geometry.scene import SceneGeometry, depth_maps_listed, depth_maps_first_hits, first_hit_depth
 
 K = np.array([20.0, 20.0, 16.0, 12.0])  # 32×24 pixels, camera at the origin looking along +z
 
@@ -45,7 +45,7 @@ def test_amodal_is_min_of_first_structure_and_farthest(method):
     np.testing.assert_allclose(rendered, 2.0, atol=1e-5)
     want = np.where(x_over_z < 0, 5.0, np.where(2.5 * x_over_z > 1, 2.5, 3.0))
     np.testing.assert_allclose(amodal, want, atol=1e-5)
-    np.testing.assert_allclose(render_depth(scene, np.zeros(3), d), rendered, atol=1e-6)
+    np.testing.assert_allclose(first_hit_depth(scene, np.zeros(3), d), rendered, atol=1e-6)
 
 
 def test_no_hit_is_nan_and_depth_is_z_not_distance():

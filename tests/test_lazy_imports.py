@@ -34,11 +34,11 @@ def test_embree_paths_load_open3d_on_first_use():
     _run("""
         import sys
         import numpy as np
-        from pipeline.geometry.scene import SceneGeometry, distance_to_mesh, render_depth
+        from pipeline.geometry.scene import SceneGeometry, distance_to_mesh, first_hit_depth
         v = np.array([[-1, -1, 2], [1, -1, 2], [1, 1, 2], [-1, 1, 2]], float)
         scene = SceneGeometry.from_mesh(v, np.array([[0, 1, 2], [0, 2, 3]]), None, [])
         assert "open3d" not in sys.modules
-        d = render_depth(scene, np.zeros(3), np.array([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]]))
+        d = first_hit_depth(scene, np.zeros(3), np.array([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]]))
         assert "open3d" in sys.modules
         assert abs(d[0, 0] - 2.0) < 1e-6 and np.isnan(d[0, 1]), d
         dist = distance_to_mesh(scene, np.array([[0.0, 0.0, 3.0], [1.5, 0.0, 3.0]]))

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dgs_core.geometry import normalised_intrinsics, project
+from dgs_core.camera import normalised_intrinsics, project
 from dgs_core.model.decoder import PositionalEncoding, ResnetFC, sigmoid_tracked
 from dgs_core.model.encoder import Encoder, EncoderConfig, load_pretrained
 from dgs_core.model.net import DGSNet, ModelConfig

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.sample import FrameSample
+from pipeline.frame_sample import FrameSample
 from pipeline.shards import SCHEMA_VERSION, SchemaError, ShardLayout, ShardReader, ShardWriter
 
 W, H, K, M = 16, 12, 32, 8
@@ -104,12 +104,12 @@ def test_crash_mid_shard_leaves_nothing_finished_looking(tmp_path: Path) -> None
     # shard 0 (rows 0-1) was complete; shard 1 held one row when the source failed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard_00000.h5"]
     # a failure while the file itself is being written (here: an attribute h5py cannot store),
-    # without the context manager's cleanup (as when the process is killed): only '.partial' exists
+    # even without the context manager's cleanup: the temporary file is removed, nothing is left
     w = ShardWriter(tmp_path / "killed", frames_per_shard=2, attrs={"bad": object()})
     w.append(make_sample(0))
     with pytest.raises(TypeError):
         w.append(make_sample(1))  # the shard is full: written now
-    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["shard_00000.h5.partial"]
+    assert list((tmp_path / "killed").iterdir()) == []
     with pytest.raises(FileNotFoundError, match="did not finish"):
         len(ShardReader(tmp_path / "killed" / "shard_00000.h5"))
 

@@ -1,7 +1,7 @@
 """DGSNet: encoder + per-point sampling of every feature map + ResNetFC occupancy decoder.
 
 Query points are camera-space xyz (OpenCV frame, metres) with normalised intrinsics
-``(a_u, a_v, c_u, c_v)`` (see :mod:`dgs_core.geometry`). Occupancy o ∈ [0, 1], 1 = occupied.
+``(a_u, a_v, c_u, c_v)`` (see :mod:`dgs_core.camera`). Occupancy o ∈ [0, 1], 1 = occupied.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dgs_core.geometry import project
+from dgs_core.camera import project
 from dgs_core.model.decoder import PositionalEncoding, ResnetFC
 from dgs_core.model.encoder import Encoder, EncoderConfig, EncoderOutput
 

@@ -17,7 +17,6 @@ import math
 import types
 
 import numba as nb
-import numpy as np
 
 _OPTS = dict(nogil=True, cache=True, fastmath=False, boundscheck=False)
 CHANNEL_BLOCK = 64  # channels per backward task: 256 B..512 B rows, enough tasks for a few threads

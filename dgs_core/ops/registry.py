@@ -9,7 +9,7 @@ Ops (namespace ``dgs``):
 
 Each has a fake (meta) implementation for tracing. The backward ops are linear in ``grad`` and are
 themselves differentiable (their derivative is the forward op), so double backward works.
-Device dispatch: CPU -> Numba kernels (``cpu.py``); CUDA -> Triton kernels (``cuda.py``) for the
+Device dispatch: CPU -> Numba kernels (``cpu.py``); CUDA -> Triton kernels (``triton_kernels.py``) for the
 2-D op, pure torch for the 3-D op; other devices -> pure torch. Autocast (CPU and CUDA) casts
 float16/bfloat16 inputs to float32; inside the op any non-float64 input is computed in float32.
 Feature gradients are returned in channels-last memory format (no transposing copy).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import cpu, cuda, reference, validate
+from . import cpu, reference, triton_kernels, validate
 
 
 def _dt(t: Tensor) -> torch.dtype:
@@ -27,7 +27,7 @@ def _dt(t: Tensor) -> torch.dtype:
 
 
 def _use_triton(t: Tensor) -> bool:
-    return t.device.type == "cuda" and cuda.available()
+    return t.device.type == "cuda" and triton_kernels.available()
 
 
 def _empty_cl(shape: tuple[int, ...], like: Tensor, dtype: torch.dtype) -> Tensor:
@@ -45,7 +45,7 @@ def _sample(features: Tensor, points: Tensor, intrinsics: Tensor, check_values: 
     if features.device.type == "cpu":
         return cpu.sample_2d_forward(features, points, intrinsics)
     if _use_triton(features):
-        return cuda.sample_2d_forward(features, points, intrinsics)
+        return triton_kernels.sample_2d_forward(features, points, intrinsics)
     idx, coef = reference.coefficients_2d(points, intrinsics, *features.shape[2:])
     return reference.combine(cpu.channels_last_flat(features), idx, coef)
 
@@ -63,7 +63,7 @@ def _sample_backward(grad: Tensor, points: Tensor, intrinsics: Tensor, height: i
     if grad.device.type == "cpu":
         return cpu.sample_2d_backward(grad, points, intrinsics, height, width)
     if _use_triton(grad):
-        return cuda.sample_2d_backward(grad, points, intrinsics, height, width)
+        return triton_kernels.sample_2d_backward(grad, points, intrinsics, height, width)
     b, _, _, c = grad.shape
     idx, coef = reference.coefficients_2d(points, intrinsics, height, width)
     gflat = grad.new_zeros((b, height * width, c))

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+
 from .errors import FormatError, require_file
 from .images import decode_png16, encode_png16
 from .ply import read_ply, write_ply
@@ -171,7 +173,7 @@ def write_conf(path: str | os.PathLike, cameras: list[MatterportCamera]) -> None
             last = cam.intrinsics
         lines.append(f"scan {cam.depth_file} {cam.color_file} "
                      f"{_fmt(np.asarray(cam.camera_to_world, np.float64) @ _MP_TO_OPENCV)}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 # -- category mapping and mesh ----------------------------------------------------------------------
@@ -197,9 +199,9 @@ def write_category_mapping(path: str | os.PathLike, rows: list[dict]) -> None:
         unknown = set(r) - set(CATEGORY_MAPPING_COLUMNS)
         if unknown:
             raise ValueError(f"write_category_mapping: unknown columns {sorted(unknown)}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=CATEGORY_MAPPING_COLUMNS).to_csv(
-        path, sep="\t", index=False, lineterminator="\r\n")
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=CATEGORY_MAPPING_COLUMNS).to_csv(
+            tmp, sep="\t", index=False, lineterminator="\r\n")
 
 
 def category_to_nyu40(category_ids: np.ndarray, mapping: pd.DataFrame, *, path="") -> np.ndarray:
@@ -277,7 +279,7 @@ def write_depth_png(path: str | os.PathLike, depth_m: np.ndarray) -> None:
     if scaled.max(initial=0) > 65535:
         raise ValueError(f"write_depth_png: depth {d[valid].max():.3f} m exceeds the 16-bit range "
                          f"({65535 / DEPTH_SCALE:.3f} m); clip it or mark it NaN")
-    Path(path).write_bytes(encode_png16(scaled.astype(np.uint16)))
+    write_bytes_atomic(path, encode_png16(scaled.astype(np.uint16)))
 
 
 def read_house(root: str | os.PathLike, house_id: str) -> MatterportHouse:

@@ -9,11 +9,12 @@ stored as given (world frame, metres for both datasets).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import plyfile
+
+from pipeline.atomic import atomic_open
 
 from .errors import FormatError
 
@@ -117,17 +118,10 @@ def _columns(n: int, data: dict[str, np.ndarray] | None, what: str) -> list[tupl
     return out
 
 
-def _umask() -> int:
-    """The process umask (read by setting and restoring it: there is no getter)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, *,
               vertex_data: dict[str, np.ndarray] | None = None,
               face_data: dict[str, np.ndarray] | None = None, binary: bool = True) -> None:
-    """Write a triangle mesh atomically (temporary file in the same folder, then rename).
+    """Write a triangle mesh atomically (``pipeline.atomic``: temporary sibling, then rename).
 
     Args:
         vertices: (V, 3), stored as float32 x, y, z.
@@ -153,31 +147,22 @@ def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
     face["vertex_indices"] = faces
     for n, a in fcols:
         face[n] = a
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if binary:
-                f.write(_header(vert.dtype, fcols, len(vert), len(face)).encode("ascii"))
-                f.write(vert.tobytes())
-                f.write(face.tobytes())
-            else:
-                face_obj = np.empty(len(faces), [("vertex_indices", "O")] +
-                                    [(n, a.dtype) for n, a in fcols])
-                face_obj["vertex_indices"] = list(faces.astype(np.int32))
-                for n, a in fcols:
-                    face_obj[n] = a
-                plyfile.PlyData([plyfile.PlyElement.describe(vert, "vertex"),
-                                 plyfile.PlyElement.describe(
-                                     face_obj, "face", len_types={"vertex_indices": "u1"},
-                                     val_types={"vertex_indices": "i4"})],
-                                text=True).write(f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        if binary:
+            f.write(_header(vert.dtype, fcols, len(vert), len(face)).encode("ascii"))
+            f.write(vert.tobytes())
+            f.write(face.tobytes())
+        else:
+            face_obj = np.empty(len(faces), [("vertex_indices", "O")] +
+                                [(n, a.dtype) for n, a in fcols])
+            face_obj["vertex_indices"] = list(faces.astype(np.int32))
+            for n, a in fcols:
+                face_obj[n] = a
+            plyfile.PlyData([plyfile.PlyElement.describe(vert, "vertex"),
+                             plyfile.PlyElement.describe(
+                                 face_obj, "face", len_types={"vertex_indices": "u1"},
+                                 val_types={"vertex_indices": "i4"})],
+                            text=True).write(f)
 
 
 def _header(vdtype: np.dtype, fcols, n_vert: int, n_face: int) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import atomic_path, write_text_atomic
+
 from .errors import FormatError
 from .ply import read_ply
 
@@ -114,7 +116,7 @@ def read_split(root: str | os.PathLike, split: str) -> list[str]:
 
 def write_split(root: str | os.PathLike, split: str, scene_ids: list[str]) -> None:
     """Write a split list: one scene id per line, '\\n' line endings."""
-    split_path(root, split).write_text("".join(f"{s}\n" for s in scene_ids))
+    write_text_atomic(split_path(root, split), "".join(f"{s}\n" for s in scene_ids))
 
 
 def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -152,8 +154,9 @@ def write_label_table(path: str | os.PathLike, rows: list[dict]) -> None:
         if unknown:
             raise ValueError(f"write_label_table: unknown columns {sorted(unknown)}; allowed "
                              f"{LABEL_TABLE_COLUMNS}")
-    pd.DataFrame(rows, columns=LABEL_TABLE_COLUMNS).to_csv(path, sep="\t", index=False,
-                                                           lineterminator="\n")
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=LABEL_TABLE_COLUMNS).to_csv(tmp, sep="\t", index=False,
+                                                               lineterminator="\n")
 
 
 def face_labels_from_vertex_labels(faces: np.ndarray, vertex_labels: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 
+from pipeline.atomic import commit, temporary_sibling
+
 from . import sens_layout as L
 from .images import encode_jpeg
 
@@ -41,8 +43,9 @@ def encode_depth(depth_m: np.ndarray, depth_shift: float) -> np.ndarray:
 class SensWriter:
     """Write a `.sens` v4 file frame by frame. Use as a context manager.
 
-    Writes `<path>.partial` and renames it to `path` only on a clean `close()`; when the `with`
-    block raises, the partial file is deleted. The frame count in the header is patched at close.
+    Writes a temporary sibling (`pipeline.atomic.temporary_sibling`) and commits it as `path` only
+    on a clean `close()`; when the `with` block raises, the temporary file is deleted. The frame
+    count in the header is patched at close.
 
     Args:
         path: output file.
@@ -60,7 +63,7 @@ class SensWriter:
                  sensor_name: str = "StructureSensor", jpeg_quality: int = 90,
                  zlib_level: int = 6) -> None:
         self.path = os.fspath(path)
-        self.partial_path = self.path + ".partial"
+        self.partial_path = temporary_sibling(self.path)
         self.color_size = (int(color_size[0]), int(color_size[1]))
         self.depth_size = (int(depth_size[0]), int(depth_size[1]))
         self.depth_shift = float(depth_shift)
@@ -120,22 +123,21 @@ class SensWriter:
         self.num_frames += 1
 
     def close(self) -> None:
-        """Patch the frame count, close, and rename `<path>.partial` to `path` (idempotent)."""
+        """Patch the frame count, close, and commit the temporary file as `path` (idempotent)."""
         if self._file is None:
             return
         self._file.seek(self._count_offset)
         self._file.write(L.U64.pack(self.num_frames))
         self._file.close()
         self._file = None
-        os.replace(self.partial_path, self.path)
+        commit(self.partial_path, self.path)
 
     def abort(self) -> None:
         """Close and delete the partial file without producing `path`."""
         if self._file is not None:
             self._file.close()
             self._file = None
-            if os.path.exists(self.partial_path):
-                os.remove(self.partial_path)
+            self.partial_path.unlink(missing_ok=True)
 
     def __enter__(self) -> SensWriter:
         return self

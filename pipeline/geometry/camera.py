@@ -33,6 +33,20 @@ def world_to_camera(camera_to_world: np.ndarray) -> np.ndarray:
     return out
 
 
+def scale_intrinsics(k: np.ndarray, size: tuple[int, int], shape: tuple[int, ...]) -> np.ndarray:
+    """3×3 pixel intrinsics of an image of ``size`` (W, H) rescaled to a decoded array of ``shape``.
+
+    ``shape`` is the decoded array's (H, W[, C]) (e.g. a JPEG decoded at a libjpeg draft scale).
+    Pixel-edge convention (SPEC §1): coordinates scale without a half-pixel shift.
+    """
+    sx, sy = shape[1] / size[0], shape[0] / size[1]
+    out = np.array(k[:3, :3], dtype=np.float64)
+    out[0] *= sx
+    out[1] *= sy
+    out[2] = (0.0, 0.0, 1.0)
+    return out
+
+
 def virtual_intrinsics(width: int, height: int, focal: float) -> np.ndarray:
     """(4,) float64 fx, fy, cx, cy in pixels of the virtual camera: principal point at the centre."""
     return np.array([focal, focal, width / 2.0, height / 2.0])

@@ -145,7 +145,7 @@ def distance_to_mesh(scene: SceneGeometry, points: np.ndarray) -> np.ndarray:
     return scene.raycaster.compute_distance(query).numpy()
 
 
-def render_depth(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
+def first_hit_depth(scene: SceneGeometry, origin: np.ndarray, directions: np.ndarray,
                  nthreads: int = 0) -> np.ndarray:
     """First-hit depth (H, W) float32: t of the nearest hit along world directions (H, W, 3).
 

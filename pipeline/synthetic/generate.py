@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.atomic import write_bytes_atomic, write_text_atomic
 from pipeline.formats import matterport as mp
 from pipeline.formats import scannet as sn
 from pipeline.formats.images import encode_jpeg
@@ -63,7 +64,7 @@ def _atomic_dataset(root: Path, config: GeneratorConfig) -> Iterator[Path]:
     yield partial
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
-    marker.write_text(json.dumps({"config": config.to_dict()}, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(marker, json.dumps({"config": config.to_dict()}, indent=1, sort_keys=True) + "\n")
 
 
 def scannet_layout_path(root: str | Path, scene_id: str) -> Path:
@@ -215,7 +216,7 @@ def _write_house(root: Path, house_id: str, config: GeneratorConfig, progress: b
                                                    f"{pano}_i{k}_{j}.jpg", camera.matrix(), poses[k, j]))
     for cam in tqdm(cameras, desc=house_id, unit="image", disable=not progress):
         hits = renderer.cast(camera, cam.camera_to_world)
-        paths.color_path(cam).write_bytes(
+        write_bytes_atomic(paths.color_path(cam), 
             encode_jpeg(renderer.shade(hits, cam.camera_to_world), config.jpeg_quality))
         mp.write_depth_png(paths.depth_path(cam),
                            sensor.apply(hits, _rng(config.seed, house_id, 4, cam.index)))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import write_text_atomic
+
 from .categories import BY_NAME
 from .primitives import box, cylinder, rectangle
 from .texture import surface_colors
@@ -97,7 +99,7 @@ class SceneLayout:
         return SceneLayout(**data)
 
     def write(self, path: Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        write_text_atomic(path, self.to_json())
 
 
 @dataclass

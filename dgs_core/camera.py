@@ -28,7 +28,7 @@ def check_points_intrinsics(points: torch.Tensor, intrinsics: torch.Tensor) -> N
     if intrinsics.shape != (points.shape[0], 4):
         raise ValueError(f"intrinsics: expected ({points.shape[0]}, 4) normalised (a_u, a_v, c_u, c_v), "
                          f"found shape {tuple(intrinsics.shape)}; convert pixel intrinsics with "
-                         "dgs_core.geometry.normalised_intrinsics")
+                         "dgs_core.camera.normalised_intrinsics")
 
 
 def project(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
