@@ -23,21 +23,16 @@ import numpy as np
 import torch
 
 
-def load_frames(manifest: Path, root: Path, n: int) -> tuple[list[dict], float]:
+def load_frames(manifest: Path, dataset: str, root: Path, n: int) -> tuple[list[dict], float]:
     """The first ``n`` ok frames: image, pixel intrinsics and GT visible-mesh box; and the seconds taken."""
-    from pipeline.ground_truth import visible_mesh
-    from pipeline.manifest import read_manifest
-    from pipeline.shards import ShardReader
+    from pipeline.testset import list_test_frames, read_test_frame
 
     start = time.perf_counter()
-    rows = read_manifest(manifest).query("status == 'ok'").head(n)
     frames = []
-    for row in rows.itertuples(index=False):
-        with ShardReader(manifest.parent / row.shard) as reader:
-            rec = reader.read(int(row.row), fields=("image", "intrinsics", "world_to_camera", "visible_faces"))
-        vertices, _ = visible_mesh(row.dataset, root, row.scene_id, rec["visible_faces"], rec["world_to_camera"])
-        frames.append({"name": f"{row.scene_id}/{row.frame_index:06d}", "image": rec["image"],
-                       "intrinsics": rec["intrinsics"], "box": (vertices.min(0), vertices.max(0))})
+    for ref in list_test_frames(manifest, dataset, root)[:n]:
+        frame = read_test_frame(ref)
+        frames.append({"name": ref.name, "image": frame.image, "intrinsics": frame.intrinsics,
+                       "box": frame.gt_box()})
     return frames, (time.perf_counter() - start) / max(len(frames), 1)
 
 
@@ -66,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmark.bench_infer", description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/scannet/test/manifest.parquet"))
+    p.add_argument("--dataset", default="scannet", help="the manifest's dataset")
     p.add_argument("--root", type=Path, default=Path("data/synthetic/scannet"), help="the dataset root")
     p.add_argument("--frames", type=int, default=3, help="frames for the tiny model")
     p.add_argument("--repeats", type=int, default=3, help="timed passes over the tiny model's frames")
@@ -78,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    frames, load_s = load_frames(args.manifest, args.root, max(args.frames, args.release_frames))
+    frames, load_s = load_frames(args.manifest, args.dataset, args.root, max(args.frames, args.release_frames))
     fractions = [queried_fraction(f, args.resolution) for f in frames]
     result = {"resolution": args.resolution, "threads": args.threads, "batch_points": args.batch_points,
               "frames": [f["name"] for f in frames], "image": list(frames[0]["image"].shape[1:]),

@@ -1,8 +1,9 @@
 """The scoring half of the evaluate stage: every method × test frame × protocol → one CSV row (SPEC §5).
 
-For each test frame of the given manifests, the ground truth is read once — the visible mesh in the
-camera frame (:func:`pipeline.ground_truth.visible_mesh`), the shard's ``rendered_depth`` (first
-mesh hit, the depth reference) and ``amodal_depth`` (scope of the paper protocol) — and every
+For each test frame of the given manifests, the ground truth is read once
+(:func:`pipeline.testset.read_test_frame`: the visible mesh in the camera frame, the shard's
+``rendered_depth`` (first mesh hit, the depth reference) and ``amodal_depth`` (scope of the paper
+protocol)) and every
 method's prediction (:func:`benchmark.predictions.load_prediction`) is scored with
 :func:`benchmark.protocols.evaluate_frame` under each protocol. Meshes derived from grids or depth
 maps are written as binary PLY to ``OUT/meshes/<method>/<dataset>/<scene>/<frame:06d>.ply``.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,31 +34,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark.figures import frame_figure
 from benchmark.metrics import DEPTH_KEYS, MESH_KEYS
 from benchmark.predictions import MissingPrediction, load_prediction
-from benchmark.protocols import PROTOCOLS, evaluate_frame, to_row
+from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
+from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
 from pipeline.formats.ply import write_ply
-from pipeline.ground_truth import visible_mesh
-from pipeline.manifest import read_manifest
-from pipeline.shards import ShardReader
+from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
 
 ID_COLUMNS = ("method", "dataset", "scene_id", "frame_index", "protocol")
-FRAME_FIELDS = ("image", "rendered_depth", "amodal_depth", "intrinsics", "world_to_camera",
-                "visible_faces")
 MISSING = "missing_prediction"
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """Where a test frame lives: its identity, its shard (absolute path) and row, its dataset root."""
-
-    dataset: str
-    scene_id: str
-    frame_index: int
-    shard: Path
-    row: int
-    root: Path
 
 
 @dataclass(frozen=True)
@@ -80,44 +66,18 @@ class Settings:
     clip_gt: bool = True
 
 
-def manifest_frames(manifest: str | os.PathLike, dataset: str, root: str | os.PathLike) -> list[FrameRef]:
-    """The frames of a merged test manifest with status "ok", in manifest order."""
-    path = Path(manifest)
-    table = read_manifest(path)
-    table = table[(table["status"] == "ok") & (table["dataset"] == dataset)]
-    if table.empty:
-        raise ValueError(f"{path}: no frame of dataset {dataset!r} with status 'ok'; check that "
-                         f"--manifest {dataset}=... names that dataset's prepared test manifest.")
-    base = path.parent
-    return [FrameRef(dataset, r.scene_id, int(r.frame_index), (base / r.shard).resolve(),
-                     int(r.row), Path(root)) for r in table.itertuples()]
-
-
-def read_frame(ref: FrameRef) -> dict:
-    """The shard fields of a frame (see :data:`FRAME_FIELDS`) plus the ground truth:
-    ``gt_vertices`` (V, 3) float64 metres camera frame, ``gt_faces`` (F, 3) int64 and
-    ``camera_to_world`` (4, 4) float64."""
-    with ShardReader(ref.shard) as reader:
-        frame = reader.read(ref.row, fields=FRAME_FIELDS)
-    world_to_camera = frame["world_to_camera"].astype(np.float64)
-    frame["gt_vertices"], frame["gt_faces"] = visible_mesh(
-        ref.dataset, ref.root, ref.scene_id, frame["visible_faces"], world_to_camera)
-    frame["camera_to_world"] = np.linalg.inv(world_to_camera)
-    return frame
-
-
 def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
     """``out/meshes/<method>/<dataset>/<scene>/<frame:06d>.ply``."""
     return out / "meshes" / method / ref.dataset / ref.scene_id / f"{ref.frame_index:06d}.ply"
 
 
-def score_frame(ref: FrameRef, frame: dict, method: str, settings: Settings) -> list[dict]:
+def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]:
     """One row per protocol for one method on one frame (NaN rows when the prediction is missing)."""
+    ref = frame.ref
     ident = {"method": method, "dataset": ref.dataset, "scene_id": ref.scene_id,
              "frame_index": ref.frame_index}
     try:
-        vertices, faces, kind = load_prediction(settings.methods[method], ref.dataset,
-                                                ref.scene_id, ref.frame_index, frame)
+        vertices, faces, kind = load_prediction(settings.methods[method], frame)
     except MissingPrediction:
         return [{**ident, "prediction": "missing", **missing_row(p)} for p in settings.protocols]
     if kind != "mesh":  # the meshes the benchmark derived itself are an output
@@ -127,9 +87,9 @@ def score_frame(ref: FrameRef, frame: dict, method: str, settings: Settings) -> 
     rows = []
     for protocol in settings.protocols:
         result = evaluate_frame(
-            vertices, faces, frame["gt_vertices"], frame["gt_faces"], frame["rendered_depth"],
-            intrinsics=frame["intrinsics"], camera_to_world=frame["camera_to_world"],
-            protocol=protocol, amodal_depth=frame["amodal_depth"], n_samples=settings.n_samples,
+            vertices, faces, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
+            intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
+            protocol=protocol, amodal_depth=frame.amodal_depth, n_samples=settings.n_samples,
             seed=settings.seed, threshold=settings.threshold, clip_gt=settings.clip_gt)
         rows.append({**ident, "prediction": kind, **to_row(result)})
     return rows
@@ -147,8 +107,8 @@ def missing_row(protocol: str) -> dict:
 def _frame_rows(ref: FrameRef, settings: Settings) -> tuple[list[dict], float]:
     """Every method × protocol row of one frame, and the seconds it took (ground truth included)."""
     start = time.perf_counter()
-    frame = read_frame(ref)
-    rows = [row for method in settings.methods for row in score_frame(ref, frame, method, settings)]
+    frame = read_test_frame(ref)
+    rows = [row for method in settings.methods for row in score_frame(frame, method, settings)]
     return rows, time.perf_counter() - start
 
 
@@ -192,6 +152,39 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Settings,
+                  k: int) -> list[Path]:
+    """Fig. 5-style figures of the first ``k`` frames (manifest order) with a prediction, per method,
+    for the first protocol of ``settings`` (fitted mesh when the fit succeeded), and the per-frame
+    F1 histogram; all under ``settings.out / "figures"``. Returns the written paths."""
+    out = settings.out / "figures"
+    protocol = settings.protocols[0]
+    written = []
+    for method in settings.methods:
+        rows = table[(table["method"] == method) & (table["protocol"] == protocol)
+                     & (table["prediction"] != "missing")]
+        have = set(zip(rows["dataset"], rows["scene_id"], rows["frame_index"]))
+        chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
+        for ref in chosen:
+            frame = read_test_frame(ref)
+            verts, faces, _ = load_prediction(settings.methods[method], frame)
+            scope = fit_and_delineate(verts, faces, frame.gt_vertices, frame.gt_faces,
+                                      frame.rendered_depth.astype(np.float64),
+                                      intrinsics=frame.intrinsics,
+                                      camera_to_world=frame.camera_to_world, protocol=protocol,
+                                      amodal_depth=frame.amodal_depth, clip_gt=settings.clip_gt)
+            shown = verts if scope.fit_vertices is None else scope.fit_vertices
+            name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
+            written.append(frame_figure(
+                frame.image, shown, faces[scope.keep], frame.gt_vertices, scope.gt_faces,
+                out / name, focal=float(frame.intrinsics[0]), threshold=settings.threshold,
+                seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {protocol}"))
+    if "fit_f1" in table.columns and table["fit_f1"].notna().any():
+        out.mkdir(parents=True, exist_ok=True)
+        written.append(f1_histogram(table, out / "f1_histogram.png"))
+    return written
+
+
 def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
     out = {}
     for value in values:
@@ -229,12 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                         tuple(args.protocols), args.out, args.samples, args.seed,
                         clip_gt=args.clip_gt)
     frames = [ref for dataset, path in manifests.items()
-              for ref in manifest_frames(path, dataset, roots[dataset])]
+              for ref in list_test_frames(path, dataset, roots[dataset])]
     table = evaluate(frames, settings, args.workers)
     print(write_csv(table, args.out / "per_frame.csv"))
     if args.figures > 0:
-        from benchmark.figures import write_figures
-
         for path in write_figures(table, frames, settings, args.figures):
             print(path)
     return 0

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 import open3d as o3d
-import pandas as pd
 from scipy.spatial import cKDTree
 
 from benchmark.nearest import nearest_distances
@@ -140,41 +137,3 @@ def frame_figure(image: np.ndarray, pred_vertices: np.ndarray, pred_faces: np.nd
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
-
-
-def write_figures(table: pd.DataFrame, frames: Sequence, settings, k: int) -> list[Path]:
-    """Figures of the first ``k`` frames (manifest order) with a prediction, per method, for the
-    first protocol of ``settings`` (``benchmark.evaluate.Settings``), fitted mesh when the fit
-    succeeded; plus the per-frame F1 histogram. All under ``settings.out / "figures"``."""
-    from benchmark.evaluate import read_frame
-    from benchmark.predictions import load_prediction
-    from benchmark.protocols import fit_and_delineate
-    from benchmark.report import f1_histogram
-
-    out = settings.out / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    protocol = settings.protocols[0]
-    written = []
-    for method in settings.methods:
-        rows = table[(table["method"] == method) & (table["protocol"] == protocol)
-                     & (table["prediction"] != "missing")]
-        have = set(zip(rows["dataset"], rows["scene_id"], rows["frame_index"]))
-        chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
-        for ref in chosen:
-            frame = read_frame(ref)
-            verts, faces, _ = load_prediction(settings.methods[method], ref.dataset, ref.scene_id,
-                                              ref.frame_index, frame)
-            scope = fit_and_delineate(verts, faces, frame["gt_vertices"], frame["gt_faces"],
-                                      frame["rendered_depth"].astype(np.float64),
-                                      intrinsics=frame["intrinsics"],
-                                      camera_to_world=frame["camera_to_world"], protocol=protocol,
-                                      amodal_depth=frame["amodal_depth"], clip_gt=settings.clip_gt)
-            shown = verts if scope.fit_vertices is None else scope.fit_vertices
-            name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
-            written.append(frame_figure(
-                frame["image"], shown, faces[scope.keep], frame["gt_vertices"], scope.gt_faces,
-                out / name, focal=float(frame["intrinsics"][0]), threshold=settings.threshold,
-                seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {protocol}"))
-    if "fit_f1" in table.columns and table["fit_f1"].notna().any():
-        written.append(f1_histogram(table, out / "f1_histogram.png"))
-    return written

@@ -1,7 +1,7 @@
 """Read one frame's prediction from a method folder and turn it into a camera-frame mesh.
 
 A method folder holds ``<dataset>/<scene_id>/<frame_index:06d>.<ext>`` per test frame, in exactly
-one of these forms (INTERFACES §5):
+one of these forms (docs/benchmark.md):
 
 - ``.npz`` — an occupancy grid written by ``dgs_core.infer``: ``occupancy`` (X, Y, Z) in [0, 1]
   (1 = occupied, SPEC §1; axis 0 = camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0),
@@ -24,6 +24,7 @@ from benchmark.depth_mesh import mesh_from_depth
 from benchmark.extract import extract_mesh
 from pipeline.formats.images import decode_png16
 from pipeline.formats.ply import read_ply
+from pipeline.testset import EvalFrame
 
 #: file extension -> kind reported by :func:`load_prediction`
 KINDS = {".npz": "grid", ".ply": "mesh", ".npy": "depth", ".png": "depth"}
@@ -59,16 +60,13 @@ def find_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str,
     return found[0]
 
 
-def load_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int,
-                    frame: dict) -> tuple[np.ndarray, np.ndarray, str]:
+def load_prediction(method_dir: str | os.PathLike, frame: EvalFrame) -> tuple[np.ndarray, np.ndarray, str]:
     """The predicted mesh of one test frame.
 
     Args:
         method_dir: the method folder (see the module docstring).
-        dataset, scene_id, frame_index: the frame's identity in the test manifest.
-        frame: the frame's shard fields; ``intrinsics`` (4,) fx, fy, cx, cy virtual pixels and
-            ``rendered_depth`` (H, W) (its shape is the expected depth-map size) are used for
-            depth maps.
+        frame: the test frame (:mod:`pipeline.testset`); its identity names the file, and for depth
+            maps its ``intrinsics`` and image size are the camera the map is meshed with.
     Returns:
         vertices: (V, 3) float64 metres, camera frame (OpenCV); faces: (F, 3) int64;
         kind: "grid", "mesh" or "depth". The mesh may be empty (no surface predicted).
@@ -76,7 +74,8 @@ def load_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str, 
         MissingPrediction: the frame has no prediction file.
         ValueError: the file is malformed (names the file, what was expected and found).
     """
-    path = find_prediction(method_dir, dataset, scene_id, frame_index)
+    ref = frame.ref
+    path = find_prediction(method_dir, ref.dataset, ref.scene_id, ref.frame_index)
     kind = KINDS[path.suffix]
     if kind == "grid":
         vertices, faces = _grid_mesh(path)
@@ -85,11 +84,11 @@ def load_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str, 
         vertices, faces = mesh.vertices, mesh.faces
     else:
         depth = np.load(path) if path.suffix == ".npy" else _png_depth(path)
-        want = np.shape(frame["rendered_depth"])
+        want = frame.image_size
         if np.shape(depth) != want:
             raise ValueError(f"{path}: depth map has shape {np.shape(depth)}, the frame's virtual "
                              f"camera is {want} (H, W); resample it to the test resolution.")
-        fx, fy, cx, cy = (float(v) for v in np.asarray(frame["intrinsics"]).ravel()[:4])
+        fx, fy, cx, cy = (float(v) for v in np.asarray(frame.intrinsics).ravel()[:4])
         vertices, faces = compact(*mesh_from_depth(depth, fx, fy, cx, cy))
     return np.asarray(vertices, np.float64), np.asarray(faces, np.int64), kind
 

@@ -1,4 +1,4 @@
-"""Inference: the trained field on the 128³ evaluation grid of every test frame (SPEC §5, issue 4).
+"""Inference: the trained field on the 128³ evaluation grid of every test frame (SPEC §5).
 
 The grid spans the camera-space bounding box ``[box_min, box_max]`` of the frame's ground-truth
 visible mesh, split into ``resolution`` cells per axis that tile the box exactly:
@@ -35,9 +35,9 @@ from tqdm import tqdm
 from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
 from pipeline.atomic import atomic_open, write_text_atomic
-from pipeline.ground_truth import visible_mesh
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
+from pipeline.testset import list_test_frames, read_test_frame
 
 RESOLUTION = 128
 """Cells per axis of the evaluation grid (SPEC §5)."""
@@ -45,7 +45,6 @@ BATCH_POINTS = 1 << 15
 """Query points per network call: ~0.4 GB of activations for the release model (1280 latent channels)."""
 Z_NEAR = 0.05
 """Near plane (m) of the frustum; the prepare stage's ``pipeline.frames.PrepareConfig.z_near``."""
-_FIELDS = ("scene_id", "frame_index", "image", "intrinsics", "world_to_camera", "visible_faces")
 
 
 def grid_geometry(box_min: np.ndarray, box_max: np.ndarray, resolution: int = RESOLUTION
@@ -136,7 +135,7 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:
-    """``<out_dir>/<dataset>/<scene_id>/<frame_index:06d>.npz`` (INTERFACES §5)."""
+    """``<out_dir>/<dataset>/<scene_id>/<frame_index:06d>.npz`` (the method-folder layout of docs/benchmark.md)."""
     return Path(out_dir) / dataset / scene_id / f"{int(frame_index):06d}.npz"
 
 
@@ -182,32 +181,22 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         the frame files, in manifest order; ``<out_dir>/<dataset>/done`` is written after the last.
     """
     manifest = Path(manifest)
-    frames = read_manifest(manifest)
-    frames = frames[frames["status"] == "ok"]
-    datasets = frames["dataset"].unique().tolist()
+    datasets = read_manifest(manifest).query("status == 'ok'")["dataset"].unique().tolist()
     if len(datasets) != 1:
         raise ValueError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
+    refs = list_test_frames(manifest, datasets[0], dataset_root)
     keep_only_matching(Path(out_dir) / datasets[0], {"model": model_id, "resolution": resolution, "amp": amp})
-    readers: dict[str, ShardReader] = {}
+    readers: dict[Path, ShardReader] = {}
     paths = []
-    for row in tqdm(frames.itertuples(index=False), total=len(frames), desc=f"predict {datasets[0]}", unit="frame"):
-        path = frame_path(out_dir, row.dataset, row.scene_id, row.frame_index)
+    for ref in tqdm(refs, desc=f"predict {datasets[0]}", unit="frame"):
+        path = frame_path(out_dir, ref.dataset, ref.scene_id, ref.frame_index)
         paths.append(path)
         if path.exists():
             continue
-        reader = readers.setdefault(row.shard, ShardReader(manifest.parent / row.shard))
-        rec = reader.read(int(row.row), fields=_FIELDS)
-        if (rec["scene_id"], rec["frame_index"]) != (row.scene_id, row.frame_index):
-            raise ValueError(f"dgs_core.infer: manifest {manifest} says {row.shard} row {row.row} is "
-                             f"{row.scene_id} frame {row.frame_index}, the shard holds {rec['scene_id']} "
-                             f"frame {rec['frame_index']}; re-merge the manifest (python -m pipeline.manifest merge)")
-        vertices, _ = visible_mesh(row.dataset, dataset_root, row.scene_id, rec["visible_faces"], rec["world_to_camera"])
-        if len(vertices) == 0:
-            raise ValueError(f"dgs_core.infer: {row.dataset} {row.scene_id} frame {row.frame_index} "
-                             f"({reader.path} row {row.row}) has no visible faces, so no grid box")
-        grid = predict_grid(net, rec["image"], rec["intrinsics"], vertices.min(axis=0), vertices.max(axis=0),
-                            resolution, batch_points=batch_points, device=device, amp=amp)
+        frame = read_test_frame(ref, readers.setdefault(ref.shard, ShardReader(ref.shard)))
+        grid = predict_grid(net, frame.image, frame.intrinsics, *frame.gt_box(), resolution,
+                            batch_points=batch_points, device=device, amp=amp)
         write_grid(path, *grid)
     for reader in readers.values():
         reader.close()

@@ -8,22 +8,22 @@ import pandas as pd
 import pytest
 
 from benchmark.depth_mesh import mesh_from_depth
-from benchmark.evaluate import (FrameRef, Settings, evaluate, main, manifest_frames, mesh_path,
-                                read_frame, score_frame)
+from benchmark.evaluate import Settings, evaluate, main, mesh_path, score_frame
 from benchmark.predictions import load_prediction
 from benchmark.protocols import evaluate_frame, to_row
 from benchmark.render import render_depth
 from pipeline.formats.images import encode_png16
 from pipeline.formats.ply import read_ply, write_ply
+from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
 
 SAMPLES = 20_000
 
 
 @pytest.fixture(scope="module")
-def tiny_frames(prepared_tiny) -> list[tuple[FrameRef, dict]]:
+def tiny_frames(prepared_tiny) -> list[tuple[FrameRef, EvalFrame]]:
     """The first two ScanNet test frames of the tiny preparation, with their ground truth."""
-    refs = manifest_frames(prepared_tiny.manifest("scannet", "test"), "scannet", prepared_tiny.scannet_root)
-    return [(ref, read_frame(ref)) for ref in refs[:2]]
+    refs = list_test_frames(prepared_tiny.manifest("scannet", "test"), "scannet", prepared_tiny.scannet_root)
+    return [(ref, read_test_frame(ref)) for ref in refs[:2]]
 
 
 def _area(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -40,7 +40,7 @@ def _stem(method_dir: Path, ref: FrameRef) -> Path:
 def test_perfect_mesh_scores_f1_one_under_both_protocols(tiny_frames, tmp_path):
     method = tmp_path / "perfect"
     for ref, frame in tiny_frames:
-        write_ply(_stem(method, ref).with_suffix(".ply"), frame["gt_vertices"], frame["gt_faces"])
+        write_ply(_stem(method, ref).with_suffix(".ply"), frame.gt_vertices, frame.gt_faces)
     settings = Settings({"perfect": method}, ("release", "paper"), tmp_path / "out", SAMPLES)
     table = evaluate([ref for ref, _ in tiny_frames], settings)
     assert len(table) == 2 * 2 and set(table["protocol"]) == {"release", "paper"}
@@ -52,7 +52,7 @@ def test_perfect_mesh_scores_f1_one_under_both_protocols(tiny_frames, tmp_path):
         # Two independent samplings of the same surface: the mean nearest distance is about
         # 0.5·sqrt(area / samples) (≈ 1 cm here), the spacing of the samples, not 0.
         for (ref, frame), rows in zip(tiny_frames, (table.iloc[:2], table.iloc[2:])):
-            spacing = np.sqrt(_area(frame["gt_vertices"], frame["gt_faces"]) / SAMPLES)
+            spacing = np.sqrt(_area(frame.gt_vertices, frame.gt_faces) / SAMPLES)
             assert (rows[f"{variant}_acc"] < spacing).all() and (rows[f"{variant}_compl"] < spacing).all()
     # The fit is near identity; not exact, as the shard's rendered depth also sees faces that the
     # visible-face selection (SPEC §4) left out.
@@ -73,13 +73,13 @@ def _plane(offset: float = 0.0, half: float = 3.0, n: int = 60) -> tuple[np.ndar
     return vertices, np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, d], 1)])
 
 
-def _plane_frame(width: int = 64, height: int = 48, focal: float = 57.6) -> dict:
-    """A frame whose ground truth is :func:`_plane` (also its rendered and amodal depth)."""
+def _plane_frame(ref: FrameRef, width: int = 64, height: int = 48, focal: float = 57.6) -> EvalFrame:
+    """Frame ``ref`` whose ground truth is :func:`_plane` (also its rendered and amodal depth)."""
     gt_v, gt_f = _plane()
     depth = render_depth(gt_v, gt_f, focal, focal, width / 2, height / 2, width, height)
-    return {"gt_vertices": gt_v, "gt_faces": gt_f, "camera_to_world": np.eye(4),
-            "intrinsics": np.array([focal, focal, width / 2, height / 2], np.float32),
-            "rendered_depth": depth, "amodal_depth": depth, "image": np.zeros((3, height, width), np.uint8)}
+    return EvalFrame(ref, np.zeros((3, height, width), np.uint8), depth, depth, depth,
+                     np.array([focal, focal, width / 2, height / 2], np.float32), np.eye(4), np.eye(4),
+                     gt_v, gt_f)
 
 
 def test_plane_shifted_by_10cm_has_zero_precision_until_fitted(tmp_path):
@@ -87,7 +87,7 @@ def test_plane_shifted_by_10cm_has_zero_precision_until_fitted(tmp_path):
     method = tmp_path / "shifted"
     write_ply(_stem(method, ref).with_suffix(".ply"), *_plane(-0.1))  # 10 cm in front of the wall
     settings = Settings({"shifted": method}, ("release", "paper"), tmp_path / "out", SAMPLES)
-    rows = pd.DataFrame(score_frame(ref, _plane_frame(), "shifted", settings))
+    rows = pd.DataFrame(score_frame(_plane_frame(ref), "shifted", settings))
     assert list(rows["protocol"]) == ["release", "paper"]
     assert (rows["metric_prec"] == 0).all() and (rows["metric_recall"] == 0).all()
     assert np.allclose(rows["metric_acc"], 0.1, atol=0.01) and (rows["metric_acc"] >= 0.1 - 1e-9).all()
@@ -101,16 +101,16 @@ def test_plane_shifted_by_10cm_has_zero_precision_until_fitted(tmp_path):
 def test_depth_map_method_scores_like_its_meshed_depth(tiny_frames, tmp_path):
     ref, frame = tiny_frames[0]
     npy, png = tmp_path / "npy", tmp_path / "png"
-    np.save(_stem(npy, ref).with_suffix(".npy"), frame["rendered_depth"])
-    mm = np.nan_to_num(frame["rendered_depth"] * 1000.0).round().astype(np.uint16)
+    np.save(_stem(npy, ref).with_suffix(".npy"), frame.rendered_depth)
+    mm = np.nan_to_num(frame.rendered_depth * 1000.0).round().astype(np.uint16)
     _stem(png, ref).with_suffix(".png").write_bytes(encode_png16(mm))
     settings = Settings({"npy": npy, "png": png}, ("release",), tmp_path / "out", SAMPLES)
-    rows = {row["method"]: row for row in score_frame(ref, frame, "npy", settings)
-            + score_frame(ref, frame, "png", settings)}
-    fx, fy, cx, cy = frame["intrinsics"]
-    v, f = mesh_from_depth(frame["rendered_depth"], fx, fy, cx, cy)
-    expected = to_row(evaluate_frame(v, f, frame["gt_vertices"], frame["gt_faces"], frame["rendered_depth"],
-                                     intrinsics=frame["intrinsics"], camera_to_world=frame["camera_to_world"],
+    rows = {row["method"]: row for row in score_frame(frame, "npy", settings)
+            + score_frame(frame, "png", settings)}
+    fx, fy, cx, cy = frame.intrinsics
+    v, f = mesh_from_depth(frame.rendered_depth, fx, fy, cx, cy)
+    expected = to_row(evaluate_frame(v, f, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
+                                     intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
                                      n_samples=SAMPLES, clip_gt=True))
     for key in ("metric_acc", "metric_compl", "metric_f1", "fit_f1", "metric_depth_abs_rel", "faces_kept"):
         assert rows["npy"][key] == pytest.approx(expected[key], rel=1e-9), key
@@ -124,7 +124,7 @@ def test_missing_prediction_is_a_nan_row_and_a_missing_folder_an_error(tiny_fram
     ref, frame = tiny_frames[0]
     (tmp_path / "empty").mkdir()
     settings = Settings({"empty": tmp_path / "empty"}, ("release", "paper"), tmp_path / "out", SAMPLES)
-    rows = score_frame(ref, frame, "empty", settings)
+    rows = score_frame(frame, "empty", settings)
     assert [r["protocol"] for r in rows] == ["release", "paper"]
     for row in rows:
         assert row["prediction"] == "missing" and row["metric_reason"] == "missing_prediction"
@@ -144,11 +144,11 @@ def test_grid_prediction_is_meshed_at_half_and_written_as_ply(tmp_path):
     method = tmp_path / "grid"
     np.savez(_stem(method, ref).with_suffix(".npz"), occupancy=occupancy, origin=origin,
              cell=np.full(3, cell))
-    vertices, faces, kind = load_prediction(method, ref.dataset, ref.scene_id, ref.frame_index, {})
+    vertices, faces, kind = load_prediction(method, _plane_frame(ref))
     assert kind == "grid" and len(faces) > 100
     assert np.allclose(np.linalg.norm(vertices - centre, axis=1), radius, atol=0.01)
     settings = Settings({"grid": method}, ("release",), tmp_path / "out", 2_000)
-    rows = score_frame(ref, _plane_frame(), "grid", settings)
+    rows = score_frame(_plane_frame(ref), "grid", settings)
     assert rows[0]["prediction"] == "grid" and rows[0]["faces_total"] == len(faces)
     ply = read_ply(mesh_path(settings.out, "grid", ref))
     assert np.allclose(ply.vertices, vertices, atol=1e-6) and np.array_equal(ply.faces, faces)
@@ -157,15 +157,15 @@ def test_grid_prediction_is_meshed_at_half_and_written_as_ply(tmp_path):
 def test_cli_writes_the_per_frame_csv_with_missing_frames_counted(prepared_tiny, tiny_frames, tmp_path):
     method = tmp_path / "perfect"
     ref, frame = tiny_frames[0]
-    write_ply(_stem(method, ref).with_suffix(".ply"), frame["gt_vertices"], frame["gt_faces"])
+    write_ply(_stem(method, ref).with_suffix(".ply"), frame.gt_vertices, frame.gt_faces)
     out = tmp_path / "out"
     assert main(["--method", f"perfect={method}", "--manifest",
                  f"scannet={prepared_tiny.manifest('scannet', 'test')}",
                  "--root", f"scannet={prepared_tiny.scannet_root}", "--out", str(out),
                  "--samples", str(SAMPLES), "--protocols", "release", "--figures", "2"]) == 0
     table = pd.read_csv(out / "per_frame.csv", keep_default_na=False, na_values=[""])
-    n_frames = len(manifest_frames(prepared_tiny.manifest("scannet", "test"), "scannet",
-                                   prepared_tiny.scannet_root))
+    n_frames = len(list_test_frames(prepared_tiny.manifest("scannet", "test"), "scannet",
+                                    prepared_tiny.scannet_root))
     assert len(table) == n_frames and not list(out.glob("*.partial"))
     assert (table["prediction"] == "missing").sum() == n_frames - 1
     assert (table["metric_reason"] == "missing_prediction").sum() == n_frames - 1

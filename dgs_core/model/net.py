@@ -75,11 +75,3 @@ class DGSNet(nn.Module):
     def forward(self, images: torch.Tensor, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W), points (B, Q, 3) camera xyz (m), intrinsics (B, 4) → occupancy (B, Q) ∈ [0, 1]."""
         return torch.sigmoid(self.query(self.encode(images).features, points, intrinsics))
-
-    def occupancy_and_gradient(self, images: torch.Tensor, points: torch.Tensor, intrinsics: torch.Tensor,
-                               mode: str = "dgs", step: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Occupancy (B, Q) and its spatial gradient ∂o/∂p (B, Q, 3), 1/m, camera frame, by ``mode``
-        (see :mod:`dgs_core.gradients`); the gradient is None for ``"nograd"``. Differentiable for training."""
-        from dgs_core.gradients import field_and_gradient  # local import: gradients imports this module
-
-        return field_and_gradient(self, self.encode(images).features, points, intrinsics, mode, step=step)
