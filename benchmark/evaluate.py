@@ -22,6 +22,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import sys
 import time
@@ -209,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="processes (frames in parallel)")
     parser.add_argument("--figures", type=int, default=0, metavar="K",
                         help="Fig. 5-style renders of the first K frames per method")
-    parser.add_argument("--samples", type=int, default=200_000, help="points sampled per mesh")
-    parser.add_argument("--seed", type=int, default=0, help="surface-sampling seed")
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    parser.add_argument("--samples", type=int, default=defaults["n_samples"],
+                        help="points sampled per mesh (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
     parser.add_argument("--no-clip-gt", dest="clip_gt", action="store_false",
                         help="score against the whole visible mesh (not delineated like the prediction)")
     args = parser.parse_args(argv)

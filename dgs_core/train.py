@@ -1,4 +1,4 @@
-"""Training loop and CLI (issue 6; SPEC §3): Adam on the Eq. 1 loss over prepared shards.
+"""Training loop and CLI (SPEC §3): Adam on the Eq. 1 loss over prepared shards.
 
     python -m dgs_core.train --config config/experiments/dgs.yaml \\
         --train-manifest data/prepared/scannet/train/manifest.parquet \\
@@ -39,6 +39,8 @@ from pipeline.atomic import write_text_atomic
 
 # Keys that may change between a checkpoint and the run resuming it (the schedule may be extended,
 # logging and checkpointing cadence and the worker count do not affect the numbers).
+DEVICES = ("auto", "cpu", "cuda")
+"""Where training runs (the workflow's ``train.device``)."""
 RESUME_FREE = ("optim.iterations", "optim.epochs", "optim.compile", "data.workers", "log.every",
                "checkpoint.every", "checkpoint.keep_last", "validation.every")
 
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-manifest", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path, help="run folder (config, logs, checkpoints, final.pt)")
     ap.add_argument("--resume", default="auto", help="auto (newest checkpoint in --out) | none | PATH")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--device", default="auto", choices=DEVICES, help="auto = CUDA when available (default %(default)s)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of torch and the Numba kernels, shared by the local ranks (0 = library default)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="sets",

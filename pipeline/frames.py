@@ -35,68 +35,11 @@ from pipeline.geometry.resample import resample_color, resample_depth
 from pipeline.geometry.scene import (SceneGeometry, depth_maps_first_hits, depth_maps_listed,
                                      distance_to_mesh)
 from pipeline.frame_sample import FrameSample
+from pipeline.prepare_config import PrepareConfig
 
 __all__ = ["PrepareConfig", "SceneGeometry", "RawFrame", "SkippedFrame", "frame_rng", "prepare_frame"]
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of per-frame preparation (defaults = the published protocol, SPEC §1/§4).
-
-    width, height, focal: virtual camera in pixels (principal point at the image centre).
-    near_surface_points K / non_surface_points M: per-frame quotas.
-    surface_offset δ (m): offsets d ~ U(−δ, δ) along the camera-facing normal.
-    exclusion_distance (m): non-surface points keep at least this distance (≥) from the surface.
-    exclusion: "samples" (SPEC §4: nearest on-surface sample, Numba grid hash) or "mesh" (exact
-        distance to the whole mesh via Embree; stricter, slightly slower).
-    z_near (m): near plane of the frustum; 0.05 m is below any depth sensor's minimum range.
-    frustum_widen: culling uses |u|, |v| < 1.05; box_widen: the depth box grows 5 % per side.
-    structure_labels: NYU40 ids whose first hit bounds the amodal depth: wall 1, floor 2, door 8,
-        window 9, ceiling 22 (the permanent room shell). Curtains (16), blinds (13) and
-        otherstructure (38: columns, fireplaces, railings) are left out by default because they are
-        often in front of the shell and would cut the amodal depth short; add them if you want that.
-    face_sampling: "area" (area-weighted) or "uniform" (faces picked uniformly as in the release;
-        zero-area faces are never picked in either mode).
-    amodal_method: how rendered and amodal depth are computed, all with the same result (to float32
-        rounding): "raster" (one Numba pass rasterising every face in view into nearest, nearest-
-        structure and farthest z-buffers with the exact ray-triangle test; fastest, docs/geometry.md),
-        "first_hits" (Embree: a first-hit cast on all faces, one on the structure-only BVH, and
-        re-casting past each hit only for rays that meet no structure) or "list" (Embree
-        list_intersections).
-    min_box_pixels: fewer valid sensor-depth pixels than this → the rendered depth defines the box.
-    min_non_surface_fraction: frames filling less than this fraction of M are skipped
-        ("too_few_samples"); between it and M the rest is padding with valid = False.
-    max_rounds: rejection-sampling rounds for non-surface points.
-    raycast_threads: Embree threads (0 = all cores; 1 for one-frame-per-core workers).
-    seed: global seed; the per-frame stream is ``frame_rng(seed, dataset, scene, frame)``.
-    """
-
-    width: int = 256
-    height: int = 192
-    focal: float = 230.4
-    near_surface_points: int = 2048
-    non_surface_points: int = 512
-    surface_offset: float = 0.064
-    exclusion_distance: float = 0.032
-    exclusion: str = "samples"
-    z_near: float = 0.05
-    frustum_widen: float = 1.05
-    box_widen: float = 0.05
-    structure_labels: tuple[int, ...] = (1, 2, 8, 9, 22)
-    face_sampling: str = "area"
-    amodal_method: str = "raster"
-    min_box_pixels: int = 64
-    min_non_surface_fraction: float = 0.25
-    max_rounds: int = 8
-    raycast_threads: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("exclusion", ("samples", "mesh")), ("face_sampling", ("area", "uniform")),
-                              ("amodal_method", ("raster", "first_hits", "list"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"PrepareConfig: {name} must be one of {allowed}, found "
-                                 f"{getattr(self, name)!r}; fix the 'prepare' section of the config")
+# PrepareConfig lives in pipeline.prepare_config (the prepare section of the config); it is part of
+# this module's interface because prepare_frame takes it.
 
 
 @dataclass

@@ -13,22 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.formats import matterport as mp
-from pipeline.formats import scannet as sn
+from pipeline.datasets import get_dataset
 from pipeline.formats.ply import read_ply
-
-DATASETS = ("scannet", "matterport")
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_mesh(dataset: str, root: str, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
-    if dataset == "scannet":
-        path = sn.scene_paths(root, scene_id).mesh
-    elif dataset == "matterport":
-        path = mp.house_paths(root, scene_id).mesh
-    else:
-        raise ValueError(f"ground truth: dataset must be one of {DATASETS}, found {dataset!r}")
-    mesh = read_ply(path)  # geometry only: labels are not needed to score or bound a frame
+    spec = get_dataset(dataset)
+    mesh = read_ply(spec.mesh_path(Path(root), spec.check_id(scene_id)))  # geometry only: labels are not needed to score or bound a frame
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
     vertices.flags.writeable = faces.flags.writeable = False  # shared by every caller of the cache

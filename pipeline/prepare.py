@@ -27,40 +27,22 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.frames import PrepareConfig, RawFrame, SceneGeometry, SkippedFrame, prepare_frame
+from pipeline.datasets import DATASETS, scene_source
+from pipeline.frames import RawFrame, SceneGeometry, SkippedFrame, prepare_frame
 from pipeline.manifest import make_manifest, summary_line, write_manifest
 from pipeline.frame_sample import FrameSample
 from pipeline.atomic import PARTIAL, write_text_atomic
 from pipeline.shards import SCHEMA_VERSION, ShardWriter
-from pipeline.sources import SceneSource, matterport_scene, scannet_scene
+from pipeline.prepare_config import JobOptions, PrepareConfig, load_prepare_file, load_prepare_section
+from pipeline.sources import SceneSource
 
 DONE, MANIFEST = "done", "manifest.parquet"
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """Job-level settings (the rest of the config's ``prepare`` section goes to PrepareConfig).
-
-    frames_per_shard: rows per HDF5 shard. compression: shard filter (pipeline.shards.COMPRESSIONS).
-    frame_stride: train/val keep every k-th frame. test_frames_per_scene: SPEC §5 (10).
-    matterport_frames_per_house: SPEC §5 (10). max_pitch_deg: Matterport upward-camera threshold.
-    window_per_worker: frames in flight per worker (bounds memory).
-    """
-
-    frames_per_shard: int = 64
-    compression: str = "zstd"
-    frame_stride: int = 1
-    test_frames_per_scene: int = 10
-    matterport_frames_per_house: int = 10
-    max_pitch_deg: float = 15.0
-    window_per_worker: int = 4
 
 
 def scene_dir(out: str | Path, dataset: str, split: str, scene_id: str) -> Path:
@@ -73,36 +55,6 @@ def scene_dir(out: str | Path, dataset: str, split: str, scene_id: str) -> Path:
     if out.parts[-3:] == (dataset, split, scene_id):
         return out
     return out / dataset / split / scene_id
-
-
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None, *,
-                options: dict[str, Any] | None = None) -> tuple[PrepareConfig, JobOptions, str | None]:
-    """(PrepareConfig, JobOptions, dask_scheduler) from a workflow YAML's ``prepare`` section.
-
-    ``options`` (the ``prepare`` section as a dict, e.g. from ``--options JSON``) is applied over
-    the file, then ``overrides`` (None values ignored). Keys that are neither PrepareConfig nor
-    JobOptions fields are reported on stderr and ignored.
-    """
-    import yaml
-
-    raw: dict[str, Any] = {}
-    scheduler = None
-    if path is not None:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-        raw = dict(doc.get("prepare") or {})
-        scheduler = doc.get("dask_scheduler")
-    raw.update(options or {})
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    cfg_keys = {f.name for f in dataclasses.fields(PrepareConfig)}
-    job_keys = {f.name for f in dataclasses.fields(JobOptions)}
-    unknown = sorted(set(raw) - cfg_keys - job_keys)
-    if unknown:
-        print(f"pipeline.prepare: ignoring unknown 'prepare' keys {unknown} in {path}", file=sys.stderr)
-    cfg = {k: v for k, v in raw.items() if k in cfg_keys}
-    if "structure_labels" in cfg:
-        cfg["structure_labels"] = tuple(int(x) for x in cfg["structure_labels"])
-    return (PrepareConfig(**cfg), JobOptions(**{k: v for k, v in raw.items() if k in job_keys}),
-            scheduler)
 
 
 def _one_frame(scene: SceneGeometry, raw: RawFrame | SkippedFrame, cfg: PrepareConfig, dataset: str,
@@ -245,24 +197,12 @@ def make_client(workers: int, scheduler: str | None):
     return Client(cluster)
 
 
-def _source(dataset: str, root: str, split: str, scene_id: str, cfg: PrepareConfig,
-            opts: JobOptions) -> SceneSource:
-    cam = dict(width=cfg.width, height=cfg.height, focal=cfg.focal)
-    if dataset == "scannet":
-        return scannet_scene(root, scene_id, split, stride=opts.frame_stride,
-                             test_frames=opts.test_frames_per_scene, **cam)
-    if dataset == "matterport":
-        return matterport_scene(root, scene_id, split, n_frames=opts.matterport_frames_per_house,
-                                max_pitch_deg=opts.max_pitch_deg, **cam)
-    raise ValueError(f"--dataset must be scannet or matterport, got {dataset!r}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m pipeline.prepare", description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True, choices=["scannet", "matterport"])
+    ap.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     ap.add_argument("--root", required=True, help="dataset root (ScanNet or Matterport layout)")
-    ap.add_argument("--split", required=True, choices=["train", "val", "test"])
+    ap.add_argument("--split", required=True, choices=sorted({s for d in DATASETS.values() for s in d.splits}))
     ap.add_argument("--scene", action="append", required=True, help="scene/house id (repeatable)")
     ap.add_argument("--out", required=True, help="output root; see the layout in the module doc")
     ap.add_argument("--config", help="workflow YAML; its 'prepare' section and dask_scheduler")
@@ -274,16 +214,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int)
     ap.add_argument("--compression")
     a = ap.parse_args(argv)
-    cfg, opts, scheduler = load_config(a.config, {
-        "frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride, "seed": a.seed,
-        "compression": a.compression}, options=json.loads(a.options) if a.options else None)
+    section, scheduler = load_prepare_file(a.config) if a.config else ({}, None)
+    section.update(json.loads(a.options) if a.options else {})
+    section.update({k: v for k, v in {"frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride,
+                                      "seed": a.seed, "compression": a.compression}.items() if v is not None})
+    cfg, opts = load_prepare_section(section, a.config or "--options")
     scheduler = a.dask_scheduler or scheduler
     if a.workers > 0 or scheduler:  # one thread per worker: do not let Embree take every core
         cfg = dataclasses.replace(cfg, raycast_threads=1)
     client = make_client(a.workers, scheduler)
     try:
         for scene_id in a.scene:
-            prepare_scene(_source(a.dataset, a.root, a.split, scene_id, cfg, opts), a.out, cfg, opts,
+            prepare_scene(scene_source(a.dataset, a.root, scene_id, a.split, cfg, opts), a.out, cfg, opts,
                           client=client)
     finally:
         if client is not None:

@@ -11,7 +11,8 @@ import pytest
 from pipeline.formats.errors import FormatError
 from pipeline.frames import PrepareConfig, RawFrame, SceneGeometry, SkippedFrame, prepare_frame
 from pipeline.manifest import merge_manifests, read_manifest, skip_summary
-from pipeline.prepare import JobOptions, make_client, prepare_scene, scene_dir
+from pipeline.prepare import make_client, prepare_scene, scene_dir
+from pipeline.prepare_config import JobOptions
 from pipeline.shards import ShardReader
 from pipeline.sources import SceneSource, check_mesh
 

@@ -1,4 +1,4 @@
-# The miniature ablation (issue 7; paper Tab. 1/6): every experiment of `train.ablation`
+# The miniature ablation (paper Tab. 1/6): every experiment of `train.ablation`
 # trained with every seed of `ablation.seeds` (run folders models/<experiment>-s<seed>/), each
 # predicted and scored on the `ablation.datasets` test sets, then one table and the loss curves
 # (benchmark.ablation). Uses the same training, inference and evaluation entry points as the
@@ -41,16 +41,10 @@ rule evaluate_ablation:
         LOGS / "ablation" / "evaluate.log",
     threads: 4
     params:
-        arguments=lambda wc: " ".join(
-            [f"--method {run}={WORK / 'predictions' / run}" for run in ablation_runs()]
-            + [f"--manifest {d}={WORK / d / 'test' / 'manifest.parquet'} --root {d}={dataset_root(d)}"
-               for d in config["ablation"]["datasets"]]),
-        protocol=config["ablation"]["protocol"],
-        samples=config["evaluate"]["samples"],
-        out=ABLATION,
+        command=evaluate_command({run: WORK / "predictions" / run for run in ablation_runs()},
+                                 config["ablation"]["datasets"], [config["ablation"]["protocol"]], ABLATION),
     shell:
-        "python -m benchmark.evaluate {params.arguments} --protocols {params.protocol}"
-        " --samples {params.samples} --workers {threads} --out {params.out} > {log} 2>&1"
+        "{params.command} --workers {threads} > {log} 2>&1"
 
 
 rule ablation:

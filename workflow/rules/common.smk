@@ -4,9 +4,9 @@ import json
 import shlex
 from pathlib import Path
 
-from pipeline.formats.scannet import read_split
-from pipeline.formats.matterport import list_houses
+from pipeline.datasets import DATASETS
 
+DATASET_NAMES = "|".join(DATASETS)  # wildcard constraint: one of the registered datasets
 WORK = Path(config["work_root"])
 SYNTHETIC = Path(config["synthetic"]["root"])
 LOGS = WORK / "logs"  # per work root: two configs (demo, ablation) never mix logs
@@ -34,19 +34,36 @@ def dataset_ready(dataset):
 def _wait_for_generator(dataset):
     # The synthetic scene list is only known once the generator checkpoint has run.
     if uses_synthetic(dataset):
-        getattr(checkpoints, f"synthesize_{dataset}").get()
+        checkpoints.synthesize.get(dataset=dataset)
 
 
-def scannet_scenes(split):
-    """Scene ids of a ScanNet split, read from scannetv2_<split>.txt."""
-    _wait_for_generator("scannet")
-    return read_split(dataset_root("scannet"), split)
+def dataset_scenes(dataset, split):
+    """Scene (house) ids of a dataset's split, as its reader lists them (pipeline.datasets)."""
+    _wait_for_generator(dataset)
+    return DATASETS[dataset].scenes(dataset_root(dataset), split)
 
 
-def matterport_houses():
-    """House ids found under the Matterport root."""
-    _wait_for_generator("matterport")
-    return list_houses(dataset_root("matterport"))
+def test_manifest(dataset):
+    """The merged test manifest of `dataset`."""
+    return WORK / dataset / "test" / "manifest.parquet"
+
+
+def evaluate_command(methods, datasets, protocols, out, figures=0):
+    """The benchmark.evaluate command (shell-quoted) scoring `methods` (name -> folder) on the test
+    sets of `datasets` under `protocols` into `out`. Points per mesh and GT clipping come from the
+    `evaluate` section, so every rule that scores predictions scores them the same way."""
+    ev = config["evaluate"]
+    words = ["python -m benchmark.evaluate"]
+    words += [f"--method {shlex.quote(f'{name}={folder}')}" for name, folder in methods.items()]
+    for dataset in datasets:
+        words.append(f"--manifest {shlex.quote(f'{dataset}={test_manifest(dataset)}')}")
+        words.append(f"--root {shlex.quote(f'{dataset}={dataset_root(dataset)}')}")
+    words.append("--protocols " + " ".join(shlex.quote(p) for p in protocols))
+    words.append(f"--figures {int(figures)} --samples {int(ev['samples'])}")
+    if not ev["clip_gt"]:
+        words.append("--no-clip-gt")
+    words.append(f"--out {shlex.quote(str(out))}")
+    return " ".join(words)
 
 
 def prepare_options():

@@ -1,4 +1,4 @@
-# Evaluation and reports (issue 4): score every experiment's predictions and every external method
+# Evaluation and reports: score every experiment's predictions and every external method
 # folder on the test frames of each dataset (benchmark.evaluate), then aggregate the per-frame rows
 # into tables (benchmark.report). Predictions come from the `predict` rule (predict.smk).
 
@@ -8,20 +8,6 @@ def evaluation_methods():
     methods = {e: WORK / "predictions" / e for e in config["evaluate"]["experiments"]}
     methods.update({name: Path(folder) for name, folder in config["evaluate"]["methods"].items()})
     return methods
-
-
-def evaluation_arguments():
-    """--method/--manifest/--root options of benchmark.evaluate, shell-quoted."""
-    pairs = [("--method", name, folder) for name, folder in evaluation_methods().items()]
-    for dataset in config["evaluate"]["datasets"]:
-        pairs.append(("--manifest", dataset, test_manifest(dataset)))
-        pairs.append(("--root", dataset, dataset_root(dataset)))
-    return " ".join(f"{option} {shlex.quote(f'{key}={value}')}" for option, key, value in pairs)
-
-
-def test_manifest(dataset):
-    """The merged test manifest of `dataset`."""
-    return WORK / dataset / "test" / "manifest.parquet"
 
 
 rule evaluate:
@@ -41,16 +27,11 @@ rule evaluate:
         LOGS / "benchmarks" / "evaluate.tsv"
     threads: 4
     params:
-        arguments=evaluation_arguments(),
-        protocols=" ".join(config["evaluate"]["protocols"]),
-        figures=config["evaluate"]["figures"],
-        samples=config["evaluate"]["samples"],
-        clip="" if config["evaluate"]["clip_gt"] else "--no-clip-gt",
-        out=WORK / "evaluation",
+        command=evaluate_command(evaluation_methods(), config["evaluate"]["datasets"],
+                                 config["evaluate"]["protocols"], WORK / "evaluation",
+                                 figures=config["evaluate"]["figures"]),
     shell:
-        "python -m benchmark.evaluate {params.arguments} --protocols {params.protocols}"
-        " --figures {params.figures} --samples {params.samples} {params.clip} --workers {threads}"
-        " --out {params.out} > {log} 2>&1"
+        "{params.command} --workers {threads} > {log} 2>&1"
 
 
 rule report:

@@ -1,4 +1,4 @@
-# Inference (issue 4): a trained experiment's occupancy grids on one dataset's test frames, one
+# Inference: a trained experiment's occupancy grids on one dataset's test frames, one
 # `.npz` per frame (dgs_core.infer; docs/inference.md). The evaluate stage meshes and scores them.
 # The job is resumable: frames already written are kept, `done` appears once all are there.
 
@@ -15,7 +15,7 @@ rule predict:
     benchmark:
         LOGS / "benchmarks" / "predict" / "{experiment}" / "{dataset}.tsv"
     wildcard_constraints:
-        dataset="scannet|matterport",
+        dataset=DATASET_NAMES,
     threads: 4
     params:
         root=lambda wc: dataset_root(wc.dataset),

@@ -21,7 +21,7 @@ rule prepare_scene:
     benchmark:
         LOGS / "benchmarks" / "prepare" / "{dataset}" / "{split}" / "{scene}.tsv"
     wildcard_constraints:
-        dataset="scannet|matterport",
+        dataset=DATASET_NAMES,
         split="train|val|test",
     threads: 4
     params:
@@ -41,14 +41,14 @@ rule merge_manifest:
         lambda wc: scene_done_markers(
             wc.dataset,
             wc.split,
-            scannet_scenes(wc.split) if wc.dataset == "scannet" else matterport_houses(),
+            dataset_scenes(wc.dataset, wc.split),
         ),
     output:
         WORK / "{dataset}" / "{split}" / "manifest.parquet",
     log:
         LOGS / "prepare" / "{dataset}" / "{split}" / "manifest.log",
     wildcard_constraints:
-        dataset="scannet|matterport",
+        dataset=DATASET_NAMES,
         split="train|val|test",
     shell:
         "python -m pipeline.manifest merge --out {output} {input} > {log} 2>&1"

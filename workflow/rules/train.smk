@@ -1,4 +1,4 @@
-# Training (issue 6): `python -m dgs_core.train` (or torchrun with train.nproc processes) on the
+# Training: `python -m dgs_core.train` (or torchrun with train.nproc processes) on the
 # prepared ScanNet train split, validating on val. A run folder WORK/models/<experiment>/ holds the
 # config, scalars.csv, tb/, checkpoints/ and final.pt; a killed job resumes from its newest
 # checkpoint when rerun (--resume auto). docs/training.md.
