@@ -23,7 +23,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dgs_core.camera import normalised_intrinsics
-from dgs_core.losses import Batch
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardLayout, ShardReader
 
@@ -61,6 +60,26 @@ class DataConfig:
         if self.near_points < 1 or self.non_points < 1 or self.workers < 0:
             raise ValueError(f"DataConfig: near_points and non_points must be ≥ 1 and workers ≥ 0, found "
                              f"{self.near_points}, {self.non_points}, {self.workers}")
+
+
+@dataclass
+class Batch:
+    """One training batch (camera frame, metres).
+
+    images (B, 3, H, W); intrinsics (B, 4) normalised; near_points (B, N, 3) with near_labels (B, N)
+    in {0, 1} (1 = inward/occupied); far_points (B, M, 3) non-surface points; depth (B, H, W) metric
+    depth target with NaN holes or None; surface_points (B, S, 3) and surface_normals (B, S, 3, outward)
+    for the SDF loss only.
+    """
+
+    images: torch.Tensor
+    intrinsics: torch.Tensor
+    near_points: torch.Tensor
+    near_labels: torch.Tensor
+    far_points: torch.Tensor
+    depth: torch.Tensor | None = None
+    surface_points: torch.Tensor | None = None
+    surface_normals: torch.Tensor | None = None
 
 
 def _draw(rng: np.random.Generator, valid: np.ndarray, n: int) -> np.ndarray:
@@ -182,7 +201,7 @@ class ShardDataset(Dataset):
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> Batch:
-    """Stack items into a :class:`dgs_core.losses.Batch` with **uint8** images (the ``index`` entries
+    """Stack items into a :class:`Batch` with **uint8** images (the ``index`` entries
     are dropped); :func:`to_device` turns it into the loss's input."""
     stack = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "index"}
     return Batch(images=stack["image"], intrinsics=stack["intrinsics"], near_points=stack["near_points"],

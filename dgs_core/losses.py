@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dgs_core.data import Batch
 from dgs_core.gradients import GRADIENT_MODES, field_and_gradient
 
 PENALTIES = ("norm", "mean_abs")
@@ -43,26 +44,6 @@ class LossConfig:
             raise ValueError(f"LossConfig.gradient_mode: expected one of {GRADIENT_MODES}, found {self.gradient_mode!r}")
         if self.gradient_penalty not in PENALTIES:
             raise ValueError(f"LossConfig.gradient_penalty: expected one of {PENALTIES}, found {self.gradient_penalty!r}")
-
-
-@dataclass
-class Batch:
-    """One training batch (camera frame, metres).
-
-    images (B, 3, H, W); intrinsics (B, 4) normalised; near_points (B, N, 3) with near_labels (B, N)
-    in {0, 1} (1 = inward/occupied); far_points (B, M, 3) non-surface points; depth (B, H, W) metric
-    depth target with NaN holes or None; surface_points (B, S, 3) and surface_normals (B, S, 3, outward)
-    for the SDF loss only.
-    """
-
-    images: torch.Tensor
-    intrinsics: torch.Tensor
-    near_points: torch.Tensor
-    near_labels: torch.Tensor
-    far_points: torch.Tensor
-    depth: torch.Tensor | None = None
-    surface_points: torch.Tensor | None = None
-    surface_normals: torch.Tensor | None = None
 
 
 def gradient_penalty(grad: torch.Tensor, kind: str = "mean_abs") -> torch.Tensor:

@@ -20,79 +20,22 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-import yaml
 from tqdm import tqdm
 
-from dgs_core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from dgs_core.data import ResumableSampler, ShardDataset, collate, make_loader, to_device
+from dgs_core.checkpoint import capture_rng, save_checkpoint
+from dgs_core.data import Batch, ResumableSampler, ShardDataset, collate, make_loader, to_device
+from dgs_core.distributed import DEVICES, Rank, amp_dtype, init_rank, mean_over_ranks, set_threads, sync_batchnorm
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
-from dgs_core.losses import Batch, training_loss
+from dgs_core.losses import training_loss
 from dgs_core.model import DGSNet, load_pretrained
+from dgs_core.run_folder import (Progress, checkpoint_path, prune_checkpoints, resolve_resume, restore,
+                                 write_config)
 from dgs_core.train_log import TrainLog
-from pipeline.atomic import write_text_atomic
-
-# Keys that may change between a checkpoint and the run resuming it (the schedule may be extended,
-# logging and checkpointing cadence and the worker count do not affect the numbers).
-DEVICES = ("auto", "cpu", "cuda")
-"""Where training runs (the workflow's ``train.device``)."""
-RESUME_FREE = ("optim.iterations", "optim.epochs", "optim.compile", "data.workers", "log.every",
-               "checkpoint.every", "checkpoint.keep_last", "validation.every")
-
-
-@dataclass
-class Rank:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-@dataclass
-class Progress:
-    """Where training stands: optimiser steps done, epoch, frames of that epoch consumed (all ranks)."""
-
-    step: int = 0
-    epoch: int = 0
-    position: int = 0
-    best: float | None = None
-
-
-def init_rank(device_name: str) -> tuple[Rank, torch.device]:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA); pick the device."""
-    env = os.environ
-    rank = Rank(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-    if device_name == "auto":
-        device_name = "cuda" if torch.cuda.is_available() else "cpu"
-    if device_name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: no CUDA device is visible; use --device cpu")
-        torch.cuda.set_device(rank.local_rank)
-        device = torch.device("cuda", rank.local_rank)
-    else:
-        device = torch.device(device_name)
-    if rank.world_size > 1 and not torch_dist.is_initialized():
-        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, device
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``optim.amp`` on ``device``: None on CPU or when off."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 class LossModule(torch.nn.Module):
@@ -104,51 +47,6 @@ class LossModule(torch.nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return training_loss(self.net, batch, self.loss_config)
-
-
-def checkpoint_path(out: Path, step: int) -> Path:
-    return out / "checkpoints" / f"step_{step:07d}.pt"
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    """The newest ``checkpoints/step_*.pt`` in a run folder (``*.partial`` leftovers are ignored)."""
-    found = sorted((out / "checkpoints").glob("step_*.pt"))
-    return found[-1] if found else None
-
-
-def prune_checkpoints(out: Path, keep_last: int) -> None:
-    for old in sorted((out / "checkpoints").glob("step_*.pt"))[:-keep_last]:
-        old.unlink()
-
-
-def resolve_resume(resume: str, out: Path) -> Path | None:
-    """``auto`` → newest checkpoint in ``out`` (or None); ``none`` → None after removing ``out``'s
-    old checkpoints (a fresh run must not mix with them); otherwise the given file."""
-    if resume == "auto":
-        return latest_checkpoint(out)
-    if resume == "none":
-        for old in (out / "checkpoints").glob("step_*.pt"):
-            old.unlink()
-        return None
-    return Path(resume)
-
-
-def restore(path: Path, exp: Experiment, rank: Rank, net: DGSNet, opt, scaler) -> Progress:
-    """Load ``path`` into the training state; the config must match except :data:`RESUME_FREE` keys."""
-    ckpt = load_checkpoint(path, expect_config=to_dict(exp), ignore=RESUME_FREE)
-    if ckpt["position"] % rank.world_size:
-        raise ConfigError(f"checkpoint {path}: {ckpt['position']} frames consumed this epoch cannot be split "
-                          f"across {rank.world_size} ranks; resume with the world size {ckpt.get('world_size')}")
-    net.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    if scaler is not None and ckpt.get("scaler"):
-        scaler.load_state_dict(ckpt["scaler"])
-    restore_rng(ckpt["rng"])
-    return Progress(ckpt["step"], ckpt["epoch"], ckpt["position"], ckpt["best"])
-
-
-def write_config(out: Path, exp: Experiment) -> None:
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False))
 
 
 def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_size: int) -> list[Batch]:
@@ -209,19 +107,6 @@ def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dt
     return {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}, "grad_norm": float(norm)}
 
 
-def sync_batchnorm(net: torch.nn.Module, device: torch.device, world_size: int) -> torch.nn.Module:
-    """``net`` with every BatchNorm as SyncBatchNorm for CUDA DDP (world_size > 1), else ``net`` unchanged.
-
-    Under DDP each rank otherwise normalises over its own share of the batch; SyncBatchNorm uses the
-    statistics of the global batch. Only on CUDA: SyncBatchNorm refuses CPU input in training once a
-    process group exists, so gloo/CPU DDP keeps plain BatchNorm. Parameters and buffers are kept (same
-    tensors, same state_dict keys), so checkpoints load into an unconverted network.
-    """
-    if world_size > 1 and device.type == "cuda":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    return net
-
-
 def build(exp: Experiment, device: torch.device, rank: Rank):
     """Seeded network (SyncBatchNorm under CUDA DDP), its (DDP-wrapped) loss module, Adam and the AMP
     grad scaler (fp16 only)."""
@@ -251,15 +136,6 @@ def total_steps(exp: Experiment, steps_per_epoch: int) -> int:
     if exp.optim.epochs:
         limits.append(exp.optim.epochs * steps_per_epoch)
     return min(limits)
-
-
-def mean_over_ranks(values: dict[str, float], rank: Rank, device: torch.device) -> dict[str, float]:
-    """Average scalars over the ranks (a collective: every rank must call it at the same step)."""
-    if rank.world_size == 1:
-        return values
-    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
-    torch_dist.all_reduce(t)
-    return dict(zip(values, (t / rank.world_size).tolist()))
 
 
 class Trainer:
@@ -362,14 +238,6 @@ def train(exp: Experiment, train_manifest: str | os.PathLike, val_manifest: str 
           out: str | os.PathLike, *, resume: str = "auto", device: str = "auto") -> Path:
     """Train ``exp`` (see the module docstring) and return the path of ``final.pt``."""
     return Trainer(exp, train_manifest, val_manifest, out, resume=resume, device=device).run()
-
-
-def set_threads(n: int) -> None:
-    """Use ``n`` threads in torch and in the Numba kernels of the DGS op."""
-    import numba
-
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import dgs_core.gradients as gm
-from dgs_core.losses import Batch, LossConfig, training_loss
+from dgs_core.data import Batch
+from dgs_core.losses import LossConfig, training_loss
 from dgs_core.model.net import DGSNet, ModelConfig
 
 K = torch.tensor([[1.8, 2.4, 0.05, -0.03], [1.7, 2.2, -0.02, 0.04]], dtype=torch.float64)

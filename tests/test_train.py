@@ -13,7 +13,8 @@ from dgs_core.checkpoint import CheckpointError, load_checkpoint, load_model
 from dgs_core.experiment import load_experiment
 from dgs_core import train as train_module
 from dgs_core.model import DGSNet
-from dgs_core.train import Rank, build, train, train_step
+from dgs_core.distributed import Rank
+from dgs_core.train import build, train, train_step
 from dgs_core.train_log import read_scalars
 from pipeline.shards import SchemaError
 

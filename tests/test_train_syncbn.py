@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dgs_core.model import DGSNet, ModelConfig
-from dgs_core.train import sync_batchnorm
+from dgs_core.distributed import sync_batchnorm
 
 
 def _names(net: nn.Module, kind: type) -> set[str]:
