@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.geometry.camera import projection_coefficients
+
 
 def normalised_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, height: int
                           ) -> tuple[float, float, float, float]:
@@ -17,7 +19,7 @@ def normalised_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int
     ``a_u = 2·fx/W``, ``c_u = 2·cx/W − 1`` and likewise for v. The virtual camera of the protocol
     (256×192, f = 230.4, centred principal point) gives ``(1.8, 2.4, 0, 0)``.
     """
-    return 2.0 * fx / width, 2.0 * fy / height, 2.0 * cx / width - 1.0, 2.0 * cy / height - 1.0
+    return tuple(float(c) for c in projection_coefficients(fx, fy, cx, cy, width, height))
 
 
 def check_points_intrinsics(points: torch.Tensor, intrinsics: torch.Tensor) -> None:

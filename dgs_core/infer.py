@@ -36,6 +36,7 @@ from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
 from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.manifest import read_manifest
+from pipeline.prepare_config import PrepareConfig
 from pipeline.shards import ShardReader
 from pipeline.testset import list_test_frames, read_test_frame
 
@@ -43,8 +44,8 @@ RESOLUTION = 128
 """Cells per axis of the evaluation grid (SPEC §5)."""
 BATCH_POINTS = 1 << 15
 """Query points per network call: ~0.4 GB of activations for the release model (1280 latent channels)."""
-Z_NEAR = 0.05
-"""Near plane (m) of the frustum; the prepare stage's ``pipeline.frames.PrepareConfig.z_near``."""
+Z_NEAR = PrepareConfig.z_near
+"""Near plane (m) of the frustum: the prepare stage's default (``PrepareConfig.z_near``)."""
 
 
 def grid_geometry(box_min: np.ndarray, box_max: np.ndarray, resolution: int = RESOLUTION

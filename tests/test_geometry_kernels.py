@@ -17,7 +17,7 @@ def ref_cull(centroids, r_cw, t_cw, proj, widen, z_near, lo, hi):
         x, y, z = r_cw @ c + t_cw
         if z <= z_near:
             continue
-        u, v = proj[0] * x / z + proj[1], proj[2] * y / z + proj[3]
+        u, v = proj[0] * x / z + proj[2], proj[1] * y / z + proj[3]
         out[i] = abs(u) < widen and abs(v) < widen
     return out
 

@@ -98,7 +98,7 @@ def test_camera_math():
     assert pose_is_valid(t)
     np.testing.assert_allclose(world_to_camera(t) @ t, np.eye(4), atol=1e-12)
     # Virtual camera: u = 1.8·x/z, v = 2.4·y/z (SPEC §1).
-    np.testing.assert_allclose(projection_coefficients(*KV, W, H), [1.8, 0.0, 2.4, 0.0])
+    np.testing.assert_allclose(projection_coefficients(*KV, W, H), [1.8, 2.4, 0.0, 0.0])
     # Back-projecting a constant-depth map gives points at that z on the pixel rays.
     pts = back_project(np.full((H, W), 2.0), KV)
     assert pts.shape == (H * W, 3) and np.allclose(pts[:, 2], 2.0)

@@ -54,15 +54,20 @@ def virtual_intrinsics(width: int, height: int, focal: float) -> np.ndarray:
 
 def projection_coefficients(fx: float, fy: float, cx: float, cy: float,
                             width: int, height: int) -> np.ndarray:
-    """(4,) a_u, c_u, a_v, c_v such that u = a_u·x/z + c_u and v = a_v·y/z + c_v (SPEC §1)."""
-    return np.array([2.0 * fx / width, 2.0 * cx / width - 1.0,
-                     2.0 * fy / height, 2.0 * cy / height - 1.0])
+    """(4,) normalised intrinsics (a_u, a_v, c_u, c_v): u = a_u·x/z + c_u, v = a_v·y/z + c_v (SPEC §1).
+
+    Pixel intrinsics of a W×H image (OpenCV, pixel centres at +0.5), ``align_corners=False``:
+    a_u = 2·fx/W, c_u = 2·cx/W − 1 (likewise for v). The model uses the same order
+    (``dgs_core.camera.normalised_intrinsics``); the virtual camera gives (1.8, 2.4, 0, 0).
+    """
+    return np.array([2.0 * fx / width, 2.0 * fy / height,
+                     2.0 * cx / width - 1.0, 2.0 * cy / height - 1.0])
 
 
 def project_normalised(points_cam: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normalised image coordinates (u, v), each (N,), of camera points (N, 3) (z must be ≠ 0)."""
     z = points_cam[:, 2]
-    return proj[0] * points_cam[:, 0] / z + proj[1], proj[2] * points_cam[:, 1] / z + proj[3]
+    return proj[0] * points_cam[:, 0] / z + proj[2], proj[1] * points_cam[:, 1] / z + proj[3]
 
 
 def in_frustum(points_cam: np.ndarray, proj: np.ndarray, z_near: float, widen: float = 1.0) -> np.ndarray:
@@ -70,8 +75,8 @@ def in_frustum(points_cam: np.ndarray, proj: np.ndarray, z_near: float, widen: f
     z = points_cam[:, 2]
     ok = z > z_near
     zs = np.where(ok, z, 1.0)
-    u = proj[0] * points_cam[:, 0] / zs + proj[1]
-    v = proj[2] * points_cam[:, 1] / zs + proj[3]
+    u = proj[0] * points_cam[:, 0] / zs + proj[2]
+    v = proj[1] * points_cam[:, 1] / zs + proj[3]
     return ok & (np.abs(u) <= widen) & (np.abs(v) <= widen)
 
 

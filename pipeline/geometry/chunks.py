@@ -124,8 +124,8 @@ def chunk_members(starts: np.ndarray, chunk_ok: np.ndarray) -> np.ndarray:
 
 def frustum_planes(proj: np.ndarray, widen: float, z_near: float) -> np.ndarray:
     """(5, 4) camera-frame half-spaces (a, b, c, d: a·x + b·y + c·z + d ≥ 0) of |u|, |v| ≤ widen and
-    z ≥ z_near, for proj = (a_u, c_u, a_v, c_v) with u = a_u·x/z + c_u, v = a_v·y/z + c_v."""
-    a_u, c_u, a_v, c_v = (float(x) for x in proj)
+    z ≥ z_near, for proj = (a_u, a_v, c_u, c_v) with u = a_u·x/z + c_u, v = a_v·y/z + c_v."""
+    a_u, a_v, c_u, c_v = (float(x) for x in proj)
     return np.array([[a_u, 0.0, widen + c_u, 0.0], [-a_u, 0.0, widen - c_u, 0.0],
                      [0.0, a_v, widen + c_v, 0.0], [0.0, -a_v, widen - c_v, 0.0],
                      [0.0, 0.0, 1.0, -z_near]])

@@ -29,7 +29,7 @@ def cull_face_centroids(
     centroids: (F, 3) world. candidates: (n,) int64 distinct face ids to test (faces not listed are
     not kept; pass all ids, or a superset of the kept ones such as ``chunks.faces_in_view``).
     rotation_cw (3, 3), translation_cw (3,): world → camera.
-    proj: (4,) a_u, c_u, a_v, c_v with u = a_u·x/z + c_u, v = a_v·y/z + c_v (normalised units).
+    proj: (4,) a_u, a_v, c_u, c_v with u = a_u·x/z + c_u, v = a_v·y/z + c_v (normalised units).
     A face is kept iff z > z_near, |u| < widen, |v| < widen and box_lo ≤ centroid ≤ box_hi.
     Returns (F,) bool.
     """
@@ -47,8 +47,8 @@ def cull_face_centroids(
         z = rotation_cw[2, 0] * c0 + rotation_cw[2, 1] * c1 + rotation_cw[2, 2] * c2 + translation_cw[2]
         if z <= z_near:
             continue
-        u = proj[0] * x / z + proj[1]
-        v = proj[2] * y / z + proj[3]
+        u = proj[0] * x / z + proj[2]
+        v = proj[1] * y / z + proj[3]
         keep[i] = abs(u) < widen and abs(v) < widen
     return keep
 
