@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
+from dgs_core.grid_refine import RefineStats, refine
 from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
@@ -44,6 +46,11 @@ RESOLUTION = 128
 """Cells per axis of the evaluation grid (SPEC §5)."""
 BATCH_POINTS = 1 << 15
 """Query points per network call: ~0.4 GB of activations for the release model (1280 latent channels)."""
+GRIDS = ("dense", "coarse_to_fine")
+"""How the grid is evaluated (``evaluate.grid``): every in-frustum cell, or coarse to fine."""
+DEFAULT_GRID = "coarse_to_fine"
+"""The default of ``evaluate.grid``: same mesh as dense wherever the coarse lattice sees the surface
+(checked per frame, see :mod:`dgs_core.grid_refine`), several times fewer network queries."""
 Z_NEAR = PrepareConfig.z_near
 """Near plane (m) of the frustum: the prepare stage's default (``PrepareConfig.z_near``)."""
 
@@ -92,7 +99,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
-                 device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR
+                 device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
+                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occupancy of one frame on the evaluation grid (module docstring for the convention).
 
@@ -107,6 +115,9 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         device: where the net lives ("auto" = CUDA when available).
         amp: on CUDA, run the network under bfloat16 autocast (ignored on CPU).
         z_near: near plane (m) of the frustum.
+        grid: "dense" (every in-frustum cell) or "coarse_to_fine" (:mod:`dgs_core.grid_refine`:
+            evaluate a coarse lattice, then only around the 0.5 level).
+        stats: if given, filled with the query counts (and, coarse to fine, the verification).
     Returns:
         occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
         cell (3,) float64, camera frame, metres.
@@ -115,24 +126,39 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
         raise ValueError(f"dgs_core.infer.predict_grid: image must be (3, H, W) uint8 RGB, found "
                          f"{image.dtype} {image.shape}")
+    if grid not in GRIDS:
+        raise ValueError(f"dgs_core.infer.predict_grid: grid must be one of {GRIDS}, found {grid!r}")
     height, width = image.shape[1:]
     origin, cell = grid_geometry(box_min, box_max, resolution)
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
-    inside = np.flatnonzero(frustum_mask(origin, cell, resolution, norm, z_near))
-    occupancy = np.zeros(resolution ** 3, dtype=np.float32)
+    inside = frustum_mask(origin, cell, resolution, norm, z_near)
     device = resolve_device(device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
                 else contextlib.nullcontext())
     intrinsics = torch.tensor([norm], dtype=torch.float32, device=device)
     with torch.inference_mode(), autocast:
         features = net.encode(image_to_tensor(image)[None].to(device)).features
-        for start in range(0, len(inside), batch_points):
-            ids = inside[start:start + batch_points]
-            ijk = np.stack(np.unravel_index(ids, (resolution,) * 3), axis=1)
-            points = torch.from_numpy((origin + ijk * cell).astype(np.float32))[None].to(device)
-            logits = net.query(features, points, intrinsics)
-            occupancy[ids] = torch.sigmoid(logits.float())[0].cpu().numpy()
-    return occupancy.reshape((resolution,) * 3), origin, cell
+
+        def occupancy_at(ijk: np.ndarray) -> np.ndarray:
+            """(N,) float32 occupancy at grid indices (N, 3), in network calls of batch_points."""
+            out = np.empty(len(ijk), dtype=np.float32)
+            for start in range(0, len(ijk), batch_points):
+                part = ijk[start:start + batch_points]
+                points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
+                logits = net.query(features, points, intrinsics).float()
+                out[start:start + len(part)] = torch.sigmoid(logits)[0].cpu().numpy()
+            return out
+
+        if grid == "coarse_to_fine":
+            occupancy, found = refine(occupancy_at, inside)
+        else:
+            occupancy = np.zeros(inside.shape, dtype=np.float32)
+            ijk = np.argwhere(inside)
+            occupancy[inside] = occupancy_at(ijk)
+            found = RefineStats(queries=len(ijk), dense=len(ijk))
+    if stats is not None:
+        stats.__dict__.update(found.__dict__)
+    return occupancy, origin, cell
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:
@@ -140,11 +166,19 @@ def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_in
     return Path(out_dir) / dataset / scene_id / f"{int(frame_index):06d}.npz"
 
 
-def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray) -> Path:
-    """Write one frame's grid atomically (:mod:`pipeline.atomic`); occupancy stored as float16."""
+def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray,
+               stats: RefineStats | None = None) -> Path:
+    """Write one frame's grid atomically (:mod:`pipeline.atomic`); occupancy stored as float16.
+
+    With ``stats`` the file also holds its query counts (``queries``, ``dense_queries``,
+    ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore.
+    """
+    extra = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
+                                      "verified": stats.verified, "mismatches": stats.mismatches}
     with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, occupancy=occupancy.astype(np.float16),
-                            origin=np.asarray(origin, dtype=np.float64), cell=np.asarray(cell, dtype=np.float64))
+        np.savez_compressed(f, occupancy=occupancy.astype(np.float16), origin=np.asarray(origin, dtype=np.float64),
+                            cell=np.asarray(cell, dtype=np.float64),
+                            **{k: np.int64(v) for k, v in extra.items()})
     return path
 
 
@@ -169,7 +203,7 @@ def keep_only_matching(folder: Path, provenance: dict) -> None:
 def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                    out_dir: str | os.PathLike, *, resolution: int = RESOLUTION,
                    batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False,
-                   model_id: str = "") -> list[Path]:
+                   model_id: str = "", grid: str = DEFAULT_GRID) -> list[Path]:
     """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept
     when they were made by the same ``model_id``, resolution and ``amp``; see :func:`keep_only_matching`).
 
@@ -187,7 +221,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         raise ValueError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
     refs = list_test_frames(manifest, datasets[0], dataset_root)
-    keep_only_matching(Path(out_dir) / datasets[0], {"model": model_id, "resolution": resolution, "amp": amp})
+    keep_only_matching(Path(out_dir) / datasets[0],
+                       {"model": model_id, "resolution": resolution, "amp": amp, "grid": grid})
     readers: dict[Path, ShardReader] = {}
     paths = []
     for ref in tqdm(refs, desc=f"predict {datasets[0]}", unit="frame"):
@@ -196,9 +231,14 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         if path.exists():
             continue
         frame = read_test_frame(ref, readers.setdefault(ref.shard, ShardReader(ref.shard)))
-        grid = predict_grid(net, frame.image, frame.intrinsics, *frame.gt_box(), resolution,
-                            batch_points=batch_points, device=device, amp=amp)
-        write_grid(path, *grid)
+        stats = RefineStats()
+        result = predict_grid(net, frame.image, frame.intrinsics, *frame.gt_box(), resolution,
+                              batch_points=batch_points, device=device, amp=amp, grid=grid, stats=stats)
+        if stats.mismatches:
+            warnings.warn(f"{ref.name}: {stats.mismatches} of {stats.verified} checked grid points differ "
+                          f"from the coarse-to-fine fill: the field has features finer than the coarse "
+                          f"lattice there; use --grid dense for this model", stacklevel=1)
+        write_grid(path, *result, stats=stats)
     for reader in readers.values():
         reader.close()
     write_text_atomic(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
@@ -207,7 +247,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
 
 def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                      out_dir: str | os.PathLike, *, name: str | None = None, resolution: int = RESOLUTION,
-                     batch_points: int = BATCH_POINTS, device: str = "auto", amp: bool = False) -> list[Path]:
+                     batch_points: int = BATCH_POINTS, device: str = "auto", amp: bool = False,
+                     grid: str = DEFAULT_GRID) -> list[Path]:
     """Load a checkpoint and run :func:`predict_frames`; also writes ``<out_dir>/method.json``.
 
     ``name`` (the method's name in reports) defaults to the checkpoint's folder, i.e. the experiment
@@ -222,7 +263,8 @@ def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike,
               "checkpoint": str(checkpoint), "resolution": resolution}
     write_text_atomic(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
     return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
-                          batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint))
+                          batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint),
+                          grid=grid)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -245,12 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS,
+                   help="evaluate every in-frustum cell, or coarse to fine around the 0.5 level (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     paths = predict_manifest(a.checkpoint, a.manifest, a.root, a.out, name=a.name, resolution=a.resolution,
-                             batch_points=a.batch_points, device=a.device, amp=a.amp)
+                             batch_points=a.batch_points, device=a.device, amp=a.amp, grid=a.grid)
     print(f"dgs_core.infer: {len(paths)} frames in {a.out}")
     return 0
 

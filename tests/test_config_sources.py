@@ -82,7 +82,7 @@ def test_prepare_section_refuses_unknown_and_runtime_keys() -> None:
 def test_evaluate_section_matches_the_scoring_code() -> None:
     from benchmark.evaluate import Settings
     from benchmark.protocols import PROTOCOLS
-    from dgs_core.infer import RESOLUTION
+    from dgs_core.infer import DEFAULT_GRID, GRIDS, RESOLUTION
     from pipeline.datasets import DATASETS
 
     settings = {f.name: f.default for f in dataclasses.fields(Settings)}
@@ -90,6 +90,7 @@ def test_evaluate_section_matches_the_scoring_code() -> None:
     assert props["samples"]["default"] == settings["n_samples"]
     assert props["clip_gt"]["default"] == settings["clip_gt"]
     assert props["resolution"]["default"] == RESOLUTION
+    assert props["grid"]["enum"] == list(GRIDS) and props["grid"]["default"] == DEFAULT_GRID
     assert props["protocols"]["items"]["enum"] == list(PROTOCOLS)
     assert set(props["protocols"]["default"]) <= set(PROTOCOLS)
     assert props["datasets"]["items"]["enum"] == list(DATASETS)

@@ -125,7 +125,7 @@ def test_predict_frames_writes_one_grid_per_ok_frame_and_resumes(prepared_tiny, 
     manifest = prepared_tiny.manifest("scannet", "test")
     frames = read_manifest(manifest).query("status == 'ok'")
     assert len(frames) > 0
-    paths = predict_frames(net, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res)
+    paths = predict_frames(net, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res, grid="dense")
     assert sorted(paths) == sorted(tmp_path.glob("scannet/*/*.npz")) and len(paths) == len(frames)
     assert (tmp_path / "scannet" / "done").exists() and not list(tmp_path.rglob("*.partial"))
     row = frames.iloc[-1]
@@ -140,10 +140,11 @@ def test_predict_frames_writes_one_grid_per_ok_frame_and_resumes(prepared_tiny, 
     stamps = {p: p.stat().st_mtime_ns for p in paths[1:]}
     paths[0].unlink()
     counting = FieldNet(lambda p: torch.full(p.shape[:1], 0.5, dtype=p.dtype))
-    predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res)
+    predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res, grid="dense")
     assert paths[0].exists() and {p: p.stat().st_mtime_ns for p in paths[1:]} == stamps
     assert len(counting.queried) == 1, "only the missing frame may be predicted again"
-    predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res, model_id="retrained")
+    predict_frames(counting, manifest, prepared_tiny.scannet_root, tmp_path, resolution=res, model_id="retrained",
+                   grid="dense")
     assert len(counting.queried) == 1 + len(paths), "grids of another model must not be reused"
     with np.load(paths[-1]) as grid:
         assert set(np.unique(grid["occupancy"]).tolist()) == {0.0, 0.5}, "rewritten by the new (constant 0.5) net"

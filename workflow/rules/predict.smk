@@ -21,7 +21,9 @@ rule predict:
         root=lambda wc: dataset_root(wc.dataset),
         out=lambda wc: WORK / "predictions" / wc.experiment,
         resolution=config["evaluate"]["resolution"],
+        grid=config["evaluate"]["grid"],
     shell:
         "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
         " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
+        " --grid {params.grid}"
         " --device auto --threads {threads} > {log} 2>&1"
