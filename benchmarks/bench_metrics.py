@@ -1,6 +1,6 @@
 """Per-frame CPU cost of the 3-D evaluation: ours vs an Atlas-style reference, same run.
 
-    python -m benchmark.bench_metrics [--faces 400000] [--samples 200000] [--repeats 3] [--shift 0]
+    python benchmarks/bench_metrics.py [--faces 400000] [--samples 200000] [--repeats 3] [--shift 0]
 
 A synthetic room (floor, ceiling, four walls, three boxes; camera frame) is tessellated into
 ~``--faces`` triangles (400k by default: ~90k ground-truth and ~100k predicted faces per frame).

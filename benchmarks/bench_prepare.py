@@ -1,6 +1,6 @@
 """Speed of per-frame preparation on a ~300k-face generated room at the 256×192 virtual camera.
 
-    python -m benchmark.bench_prepare --frames 40 [--reference-frames 4]
+    python benchmarks/bench_prepare.py --frames 40 [--reference-frames 4]
 
 Runs on ONE core (Numba and Embree limited to one thread) and prints frames/s per core for each step
 of ``pipeline.frames.prepare_frame`` (resampling, ray casting, culling, sampling — from its timing
@@ -190,7 +190,7 @@ def run_reference(mesh, frames: list[RawFrame], cfg: PrepareConfig, out: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.bench_prepare", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench_prepare.py", description=__doc__)
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--reference-frames", type=int, default=4, help="frames for the slow reference")
     ap.add_argument("--edge", type=float, default=0.028, help="mesh edge length (0.028 ≈ 300k faces)")

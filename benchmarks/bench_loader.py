@@ -7,7 +7,7 @@ only 78 frames, so one round reads ``--frames`` random indices (with repeats) th
 The goal is ≥ 1000 samples/s with 2 workers. Runs ``--rounds`` rounds alternating the
 worker counts so background load hits each alike; prints the best round per count.
 
-    python -m benchmark.bench_loader [--manifest data/prepared/scannet/train/manifest.parquet]
+    python benchmarks/bench_loader.py [--manifest data/prepared/scannet/train/manifest.parquet]
         [--workers 0 2] [--batch 32] [--frames 1024] [--rounds 3]
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ in-frustum cell; reading the shard and the scene mesh is timed separately. The t
 ``--frames`` frames, ``--repeats`` times each, round-robin, and reports the minimum per frame (robust
 to other users of a shared machine); the release model runs ``--release-frames`` frames once.
 
-    python -m benchmark.bench_infer [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
+    python benchmarks/bench_infer.py [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def time_frame(net: torch.nn.Module, frame: dict, args: argparse.Namespace) -> t
 def main(argv: list[str] | None = None) -> int:
     from dgs_core.model import DGSNet, ModelConfig
 
-    p = argparse.ArgumentParser(prog="python -m benchmark.bench_infer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/bench_infer.py", description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/scannet/test/manifest.parquet"))
     p.add_argument("--dataset", default="scannet", help="the manifest's dataset")
     p.add_argument("--root", type=Path, default=Path("data/synthetic/scannet"), help="the dataset root")

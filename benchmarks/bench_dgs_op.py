@@ -9,7 +9,7 @@ Cases, all forward + backward to the features on the same shapes:
                              "autograd" gradient mode
 On CUDA also the achieved memory bandwidth of the DGS kernels vs the device's peak.
 
-Usage: python -m benchmark.bench_dgs_op [--runs 10] [--threads 2] [--device cpu|cuda]
+Usage: python benchmarks/bench_dgs_op.py [--runs 10] [--threads 2] [--device cpu|cuda]
 """
 from __future__ import annotations
 

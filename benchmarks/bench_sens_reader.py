@@ -12,7 +12,7 @@ its peak-RSS increase is its own:
 Timings include opening/indexing (a: loading). Also prints O(1) random access: time to read frame
 0 and frame N-1 after indexing. Usage::
 
-    python -m benchmark.bench_sens_reader --frames 100
+    python benchmarks/bench_sens_reader.py --frames 100
 """
 from __future__ import annotations
 
@@ -177,11 +177,10 @@ def main(argv: list[str] | None = None) -> None:
         from pipeline.formats.sens import SensReader
         with SensReader(path) as r:
             color_kb, depth_kb = r.color_nbytes.mean() / 1024, r.depth_nbytes.mean() / 1024
-        root = Path(__file__).resolve().parents[1]
         results = {}
-        for kind in READERS:
-            proc = subprocess.run([sys.executable, "-m", "benchmark.bench_sens_reader",
-                                   "--worker", kind, "--path", str(path)], cwd=root,
+        for kind in READERS:  # this script by path: works however it was started
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()),
+                                   "--worker", kind, "--path", str(path)],
                                   capture_output=True, text=True, check=True,
                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
             results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])

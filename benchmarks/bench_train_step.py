@@ -12,7 +12,7 @@ come from one process that runs the modes round-robin (robust to load from other
 machine) and report the minimum over the timed rounds after warm-up. The gradient-term overhead of a mode is its step time minus the
 ``nograd`` step time.
 
-    python -m benchmark.bench_train_step [--modes nograd dgs autograd numerical dgs_forward] [--steps 5]
+    python benchmarks/bench_train_step.py [--modes nograd dgs autograd numerical dgs_forward] [--steps 5]
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         # glibc returns mmap'ed blocks ≥ 128 KiB to the OS on free, so RSS follows live memory and the
         # peak is reproducible to ~1 MiB (with the default heap it scattered by ±40 MiB between runs).
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-        out = subprocess.run([sys.executable, "-m", "benchmark.bench_train_step", *passthrough, "--worker", mode],
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), *passthrough, "--worker", mode],
                              capture_output=True, text=True, env=env)
         if out.returncode != 0:
             raise RuntimeError(f"bench_train_step: memory worker for mode {mode!r} failed:\n{out.stderr[-2000:]}")
