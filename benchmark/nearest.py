@@ -20,7 +20,7 @@ Two interchangeable back ends, both exact (Euclidean, float64 arithmetic):
 
 ``nearest_distances(query, ref, method="auto")`` picks the grid when both sets are large enough for
 it to pay off (it is several times faster than the KD-tree on 200k↔200k surface samples, see
-``benchmark/bench_metrics.py``) and the KD-tree otherwise.
+``benchmarks/bench_metrics.py``) and the KD-tree otherwise.
 """
 from __future__ import annotations
 
