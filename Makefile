@@ -21,6 +21,19 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup
 
+## bench: run every speed script once, ~3 min on 2 cores (the README's Benchmarks sizes where
+## they are quick; fewer training steps, no release-model inference). bench_loader and
+## bench_infer read the demo's prepared data: run `make demo` first, else they stop with a
+## message and exit status 2.
+bench: setup
+	$(BIN)/python benchmarks/bench_sens_reader.py --frames 100
+	$(BIN)/python benchmarks/bench_dgs_op.py
+	$(BIN)/python benchmarks/bench_train_step.py --steps 3 --warmup 1
+	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_prepare.py --frames 40
+	$(BIN)/python benchmarks/bench_loader.py --rounds 1
+	$(BIN)/python benchmarks/bench_infer.py --frames 1 --repeats 1 --release-frames 0
+
 ## clean-data: remove generated data, results and logs
 clean-data:
 	rm -rf data results logs .snakemake

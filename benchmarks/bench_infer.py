@@ -1,4 +1,4 @@
-"""Inference benchmark (issue 4): seconds per test frame for the 128³ evaluation grid on CPU.
+"""Inference benchmark: seconds per test frame for the 128³ evaluation grid on CPU.
 
 Runs :func:`dgs_core.infer.predict_grid` on prepared test frames (default: the demo ScanNet test
 split, 256×192) with randomly initialised weights (the cost does not depend on their values) for
@@ -9,8 +9,10 @@ actually queried) is the real one. The time per frame covers encoding the image 
 in-frustum cell; reading the shard and the scene mesh is timed separately. The tiny model runs
 ``--frames`` frames, ``--repeats`` times each, round-robin, and reports the minimum per frame (robust
 to other users of a shared machine); the release model runs ``--release-frames`` frames once.
+Needs the prepared test split and its raw scenes (``make demo`` writes both); without them it says
+so and exits with status 2. There is no reference implementation here: the figure is a cost.
 
-    python -m benchmark.bench_infer [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
+    python benchmarks/bench_infer.py [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+if __package__:  # python -m benchmarks.bench_infer, or imported by a test
+    from . import common
+else:  # python benchmarks/bench_infer.py: this folder is sys.path[0]
+    import common
 
 
 def load_frames(manifest: Path, dataset: str, root: Path, n: int) -> tuple[list[dict], float]:
@@ -59,7 +66,7 @@ def time_frame(net: torch.nn.Module, frame: dict, args: argparse.Namespace) -> t
 def main(argv: list[str] | None = None) -> int:
     from dgs_core.model import DGSNet, ModelConfig
 
-    p = argparse.ArgumentParser(prog="python -m benchmark.bench_infer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/bench_infer.py", description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/scannet/test/manifest.parquet"))
     p.add_argument("--dataset", default="scannet", help="the manifest's dataset")
     p.add_argument("--root", type=Path, default=Path("data/synthetic/scannet"), help="the dataset root")
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
+    common.require_inputs("bench_infer", {"prepared test manifest": args.manifest, "dataset root": args.root},
+                          "Run `make demo` first (it generates and prepares the demo scenes) or pass "
+                          "--manifest, --dataset and --root.")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

@@ -10,9 +10,11 @@ its peak-RSS increase is its own:
   (c) draft     SensReader with color_draft=(256, 192) (what the virtual camera needs)
 
 Timings include opening/indexing (a: loading). Also prints O(1) random access: time to read frame
-0 and frame N-1 after indexing. Usage::
+0 and frame N-1 after indexing. The reader (a) is :func:`official_style_read`;
+``tests/test_bench_references.py`` checks that it decodes the same poses, colours and depths as
+``SensReader``. Usage::
 
-    python -m benchmark.bench_sens_reader --frames 100
+    python benchmarks/bench_sens_reader.py --frames 100
 """
 from __future__ import annotations
 
@@ -20,16 +22,19 @@ import argparse
 import io
 import json
 import os
-import resource
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+
+if __package__:  # python -m benchmarks.bench_sens_reader, or imported by a test
+    from . import common
+else:  # python benchmarks/bench_sens_reader.py: this folder is sys.path[0]
+    import common
 
 COLOR_SIZE, DEPTH_SIZE = (1296, 968), (640, 480)
 READERS = ("official", "full", "draft")
@@ -49,19 +54,23 @@ def _texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.clip(128 + tex, 0, 255).astype(np.uint8)
 
 
-def write_file(path: Path, frames: int, seed: int) -> None:
+def write_file(path: Path, frames: int, seed: int, color_size: tuple[int, int] = COLOR_SIZE,
+               depth_size: tuple[int, int] = DEPTH_SIZE, progress: bool = True) -> None:
+    """Write a ``.sens`` of ``frames`` frames with ``SensWriter``: textured JPEG colour of
+    ``color_size`` (w, h) panning over one texture, a depth ramp of ``depth_size`` in metres (1 mm
+    steps, 5 % holes), poses moving 1 cm per frame along x, every 25th (from frame 7) invalid (-inf)."""
     from tqdm import tqdm
 
     from pipeline.formats.sens import SensWriter
     rng = np.random.default_rng(seed)
-    (cw, ch), (dw, dh) = COLOR_SIZE, DEPTH_SIZE
+    (cw, ch), (dw, dh) = color_size, depth_size
     big = _texture(rng, cw + 256, ch + 192)  # frames are shifted crops: a camera panning
     yy, xx = np.mgrid[0:dh, 0:dw].astype(np.float32)
     k = np.array([[1170.0, 0, 648], [0, 1170.0, 484], [0, 0, 1]])
     with SensWriter(path, color_intrinsics=k, depth_intrinsics=np.diag([577.0, 577, 1]) +
-                    np.array([[0, 0, 320], [0, 0, 240], [0, 0, 0]]), color_size=COLOR_SIZE,
-                    depth_size=DEPTH_SIZE) as w:
-        for i in tqdm(range(frames), desc="writing .sens", unit="frame"):
+                    np.array([[0, 0, 320], [0, 0, 240], [0, 0, 0]]), color_size=color_size,
+                    depth_size=depth_size) as w:
+        for i in tqdm(range(frames), desc="writing .sens", unit="frame", disable=not progress):
             ox, oy = rng.integers(0, 256), rng.integers(0, 192)
             color = big[oy:oy + ch, ox:ox + cw]
             depth = 1.5 + 0.002 * xx + 0.001 * yy + np.round(rng.normal(0, 0.0015, (dh, dw)), 3)
@@ -74,8 +83,19 @@ def write_file(path: Path, frames: int, seed: int) -> None:
 
 
 # -- (a) the official SensorData.py way -------------------------------------------------------------
-def official_style(path: str) -> int:
-    """Load all frames like SensorData.load (byte-wise unpack), then decode each like its exporters."""
+def official_style_read(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Read a ``.sens`` the way ScanNet's SensorData.py does: yields (pose, colour, depth) per frame.
+
+    On the first ``next()`` every frame's payloads are pulled into memory like ``SensorData.load``
+    (``struct.unpack('c' * n, ...)`` per payload, joined); each frame is then decoded like its
+    exporters: PIL for the JPEG colour, ``zlib`` + ``frombuffer`` for the depth.
+
+    Yields:
+        pose: (4, 4) float32 camera-to-world as stored (-inf rows where the pose is invalid).
+        color: (H, W, 3) uint8 RGB at the stored colour size.
+        depth: (h, w) float32 metres (stored uint16 / depth shift), 0 where there is no depth
+            (``SensReader`` gives NaN there instead).
+    """
     from PIL import Image
     with open(path, "rb") as f:
         struct.unpack("I", f.read(4))
@@ -97,20 +117,18 @@ def official_style(path: str) -> int:
             depth = b"".join(struct.unpack("c" * ds, f.read(ds)))
             frames.append((pose.reshape(4, 4), color, depth))
     for pose, color, depth in frames:
-        np.asarray(Image.open(io.BytesIO(color)))
         d = np.frombuffer(zlib.decompress(depth), dtype=np.uint16).reshape(dh, dw)
-        d.astype(np.float32) / shift
-    return len(frames)
+        yield pose, np.asarray(Image.open(io.BytesIO(color))), d.astype(np.float32) / shift
 
 
 def _worker(kind: str, path: str) -> dict:
     """Runs in a fresh subprocess; returns timings and the peak-RSS increase in MB."""
     from pipeline.formats.sens import SensReader
-    base = _reset_peak_rss()
+    base = common.reset_peak_rss()
     t0 = time.perf_counter()
     out: dict = {"kind": kind}
     if kind == "official":
-        out["frames"] = official_style(path)
+        out["frames"] = sum(1 for _ in official_style_read(path))  # each decoded frame dropped at once
     else:
         draft = (256, 192) if kind == "draft" else None
         with SensReader(path) as r:
@@ -129,33 +147,8 @@ def _worker(kind: str, path: str) -> dict:
                 out[label] = 1000 * min(ts)
             out["seconds"] = t_all
     out.setdefault("seconds", time.perf_counter() - t0)
-    out["peak_rss_mb"] = (_peak_rss_kib() - base) / 1024
+    out["peak_rss_mb"] = (common.peak_rss_kib() - base) / 1024
     return out
-
-
-def _status_kib(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> int:
-    """Reset the kernel's peak-RSS mark (Linux: write 5 to clear_refs) so that import-time peaks
-    do not hide the reader's own; returns the current RSS in KiB as the baseline."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kib("VmRSS")
-    except OSError:  # not Linux: fall back to the process-lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak_rss_kib() -> int:
-    hwm = _status_kib("VmHWM")
-    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,14 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         from pipeline.formats.sens import SensReader
         with SensReader(path) as r:
             color_kb, depth_kb = r.color_nbytes.mean() / 1024, r.depth_nbytes.mean() / 1024
-        root = Path(__file__).resolve().parents[1]
-        results = {}
-        for kind in READERS:
-            proc = subprocess.run([sys.executable, "-m", "benchmark.bench_sens_reader",
-                                   "--worker", kind, "--path", str(path)], cwd=root,
-                                  capture_output=True, text=True, check=True,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
-            results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results = {kind: common.run_worker(__file__, ["--worker", kind, "--path", str(path)],
+                                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+                   for kind in READERS}
     n = results["official"]["frames"]
     print(f"\n.sens file: {n} frames, {size_mb:.1f} MB; color {COLOR_SIZE[0]}x{COLOR_SIZE[1]} "
           f"JPEG {color_kb:.0f} KB/frame, depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} zlib "

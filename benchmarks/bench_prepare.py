@@ -1,6 +1,6 @@
 """Speed of per-frame preparation on a ~300k-face generated room at the 256×192 virtual camera.
 
-    python -m benchmark.bench_prepare --frames 40 [--reference-frames 4]
+    python benchmarks/bench_prepare.py --frames 40 [--reference-frames 4]
 
 Runs on ONE core (Numba and Embree limited to one thread) and prints frames/s per core for each step
 of ``pipeline.frames.prepare_frame`` (resampling, ray casting, culling, sampling — from its timing
@@ -10,6 +10,9 @@ exact ray–triangle tests) plus shard writing, and all-in. The same frames (a p
 BVH (no shared scene; trimesh's own ray caster needs rtree, which this environment lacks) with
 ``list_intersections`` for all hits, NumPy culling, ``rng.choice`` face sampling, and brute-force
 NumPy distances for the non-surface exclusion; resampling and writing use the same code in both.
+The reference is :func:`reference_prepare_frame`; ``tests/test_bench_references.py`` checks that it
+gives the same record as ``prepare_frame`` (the same image, depth, visible faces and samples, the
+rendered and amodal depth to float32 rounding).
 
 Inputs are made before timing and are what the real ScanNet reader (``pipeline.sources``) hands to
 ``prepare_frame``: colour rendered at ScanNet's 1296×968 colour size and intrinsics, JPEG-encoded and
@@ -49,9 +52,11 @@ from pipeline.synthetic.trajectory import handheld_scan  # noqa: E402
 STEPS = ("resampling", "raycasting", "culling", "sampling", "writing")
 
 
-def make_inputs(n: int, seed: int, edge: float, cfg: PrepareConfig) -> tuple[object, list[RawFrame]]:
-    """The room mesh and ``n`` raw frames along a handheld path, as the ScanNet reader yields them:
-    colour JPEG-decoded at the draft size for ``cfg``'s virtual camera, depth at 640×480."""
+def make_inputs(n: int, seed: int, edge: float, cfg: PrepareConfig, progress: bool = True
+                ) -> tuple[object, list[RawFrame]]:
+    """The room mesh (``edge`` metres between vertices) and ``n`` raw frames along a handheld path, as
+    the ScanNet reader yields them: colour JPEG-decoded at the draft size for ``cfg``'s virtual
+    camera, depth at 640×480 in metres, world-frame poses."""
     layout, mesh = make_scene("scene0000_00", seed, edge_length=edge, furniture_range=(6, 9))
     lx, ly, h = layout.room_size
     renderer = SceneRenderer(mesh, light=np.array([lx / 2, ly / 2, h - 0.3]))
@@ -61,7 +66,7 @@ def make_inputs(n: int, seed: int, edge: float, cfg: PrepareConfig) -> tuple[obj
     draft = color_draft(SCANNET_COLOR_SIZE, k_c, cfg.width, cfg.height, cfg.focal)
     path = handheld_scan(layout, n, 0.0, np.random.default_rng(seed))
     frames = []
-    for i in tqdm(range(n), desc="rendering inputs", unit="frame"):
+    for i in tqdm(range(n), desc="rendering inputs", unit="frame", disable=not progress):
         pose = path.camera_to_world[i]
         jpeg = encode_jpeg(renderer.color(color_cam, pose), quality=90)
         color = decode_color(jpeg, path="bench.sens", draft=draft)
@@ -90,9 +95,27 @@ def run_ours(scene: SceneGeometry, frames: list[RawFrame], cfg: PrepareConfig, o
     return times
 
 
-def reference_frame(v: np.ndarray, f: np.ndarray, labels: np.ndarray, frame: RawFrame,
-                    cfg: PrepareConfig, times: dict, writer: ShardWriter) -> None:
-    """The straightforward per-frame pipeline (same rules as prepare_frame, no Numba, no shared BVH)."""
+def reference_prepare_frame(v: np.ndarray, f: np.ndarray, labels: np.ndarray, frame: RawFrame,
+                            cfg: PrepareConfig, times: dict | None = None) -> FrameSample:
+    """The straightforward per-frame pipeline: same rules as ``prepare_frame``, no Numba, no shared BVH.
+
+    v: (V, 3) float metres, world frame; f: (F, 3) vertex indices; labels: (F,) NYU40 face labels;
+    frame: a raw frame with a valid pose and sensor depth (the visibility box comes from the sensor
+    depth only: no fallback to the rendered depth, no skipped frames); cfg: the virtual camera and
+    quotas. ``times``, if given, accumulates seconds per step ("resampling", "raycasting", "culling",
+    "sampling", "writing" for building the record). Returns the frame's record with dataset
+    "scannet", scene "bench", split "train".
+
+    The samples come from ``frame_rng(cfg.seed, "scannet", "bench", frame.index)`` drawn in the same
+    order as ``prepare_frame`` draws them (face picks, barycentrics, offsets, then non-surface
+    candidates), so the points are the same unless a face pick lands within rounding of a boundary
+    of the cumulative areas (``rng.choice`` normalises them first), the surface box reaches nearer
+    than ``z_near`` (``prepare_frame`` clips it), or the first round of 4·M candidates keeps fewer
+    than M points (``prepare_frame`` draws its rounds in other sizes).
+    """
+    times = {} if times is None else times
+    for step in STEPS:
+        times.setdefault(step, 0.0)
     w, h = cfg.width, cfg.height
     k_v = virtual_intrinsics(w, h, cfg.focal)
     t_wc = np.asarray(frame.camera_to_world, float)
@@ -168,12 +191,13 @@ def reference_frame(v: np.ndarray, f: np.ndarray, labels: np.ndarray, frame: Raw
     times["sampling"] += time.perf_counter() - t
 
     t = time.perf_counter()
-    writer.append(FrameSample(
+    sample = FrameSample(
         "scannet", "bench", frame.index, frame.source_file, "train", np.ascontiguousarray(image), depth,
         rendered, amodal, k_v.astype(np.float32), t_cw.astype(np.float32), near.astype(np.float32),
         (d < 0).astype(np.uint8), np.ones(k, bool), non, np.arange(m) < len(kept),
-        vis.astype(np.int32)))
+        vis.astype(np.int32))
     times["writing"] += time.perf_counter() - t
+    return sample
 
 
 def run_reference(mesh, frames: list[RawFrame], cfg: PrepareConfig, out: str) -> dict:
@@ -181,7 +205,10 @@ def run_reference(mesh, frames: list[RawFrame], cfg: PrepareConfig, out: str) ->
     t0 = time.perf_counter()
     w = ShardWriter(out, frames_per_shard=64)
     for f in tqdm(frames, desc="reference", unit="frame"):
-        reference_frame(mesh.vertices, mesh.faces, mesh.face_labels, f, cfg, times, w)
+        sample = reference_prepare_frame(mesh.vertices, mesh.faces, mesh.face_labels, f, cfg, times)
+        tw = time.perf_counter()
+        w.append(sample)
+        times["writing"] += time.perf_counter() - tw
     tw = time.perf_counter()
     w.close()
     times["writing"] += time.perf_counter() - tw
@@ -190,7 +217,7 @@ def run_reference(mesh, frames: list[RawFrame], cfg: PrepareConfig, out: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.bench_prepare", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench_prepare.py", description=__doc__)
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--reference-frames", type=int, default=4, help="frames for the slow reference")
     ap.add_argument("--edge", type=float, default=0.028, help="mesh edge length (0.028 ≈ 300k faces)")

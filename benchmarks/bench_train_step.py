@@ -1,4 +1,4 @@
-"""Training-step benchmark of the gradient modes (issue 3): ms/step, peak memory, gradient-term overhead.
+"""Training-step benchmark of the gradient modes: ms/step, peak memory, gradient-term overhead.
 
 Release shapes scaled to CPU: batch 8, 2048 near-surface + 512 non-surface points per image, five
 feature maps of C=64 (strides 2…32), a 5-block × 128 decoder, 2 torch threads. The encoder input is
@@ -10,22 +10,27 @@ two steps in a fresh subprocess so that its peak RSS (``resource.getrusage(RUSAG
 is its own; the table also gives the peak above the RSS measured just before the first step. Times
 come from one process that runs the modes round-robin (robust to load from other users of a shared
 machine) and report the minimum over the timed rounds after warm-up. The gradient-term overhead of a mode is its step time minus the
-``nograd`` step time.
+``nograd`` step time. The reference the ``dgs`` modes are compared with is ``autograd``
+(``grid_sample`` + double backward); :func:`gradient_agreement` prints how closely their parameter
+gradients agree, and ``tests/test_bench_references.py`` checks it at a tiny size.
 
-    python -m benchmark.bench_train_step [--modes nograd dgs autograd numerical dgs_forward] [--steps 5]
+    python benchmarks/bench_train_step.py [--modes nograd dgs autograd numerical dgs_forward] [--steps 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
 import torch
 from tqdm import tqdm
+
+if __package__:  # python -m benchmarks.bench_train_step, or imported by a test
+    from . import common
+else:  # python benchmarks/bench_train_step.py: this folder is sys.path[0]
+    import common
 
 MODES = ("nograd", "dgs", "autograd", "numerical", "dgs_forward", "dgs_storeJ")
 
@@ -39,7 +44,8 @@ def _loss_config(mode: str):
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    """Peak RSS of this process so far, MiB."""
+    return common.peak_rss_kib() / 1024.0
 
 
 def _op_implementation() -> str:
@@ -109,8 +115,9 @@ def memory_worker(args: argparse.Namespace) -> dict:
 
 def gradient_agreement(args: argparse.Namespace, modes: tuple[str, ...] = ("dgs", "dgs_storeJ", "dgs_forward", "numerical")
                        ) -> dict[str, float]:
-    """Max |Δ grad| / max |grad| over all parameters of each mode vs ``autograd`` at the benchmark shapes
-    (float32, same weights and batch, no optimiser step)."""
+    """Max |Δ grad| / max |grad| over all parameters of each mode vs the reference, ``autograd``, at
+    the shapes of ``args`` (see :func:`build_parser`; float32, same weights and batch, no optimiser
+    step). Only the modes also listed in ``args.modes`` are compared."""
     from dgs_core.losses import training_loss
 
     net, _, batch = _setup(args)
@@ -137,7 +144,9 @@ def time_modes(args: argparse.Namespace) -> dict[str, list[float]]:
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; ``build_parser().parse_args([...])`` also gives the shapes for
+    :func:`gradient_agreement` and :func:`time_modes` when called from Python."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--batch", type=int, default=8)
@@ -154,7 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.worker:
         print(json.dumps(memory_worker(args)))
         return
@@ -174,11 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         # glibc returns mmap'ed blocks ≥ 128 KiB to the OS on free, so RSS follows live memory and the
         # peak is reproducible to ~1 MiB (with the default heap it scattered by ±40 MiB between runs).
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-        out = subprocess.run([sys.executable, "-m", "benchmark.bench_train_step", *passthrough, "--worker", mode],
-                             capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"bench_train_step: memory worker for mode {mode!r} failed:\n{out.stderr[-2000:]}")
-        mem[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        mem[mode] = common.run_worker(__file__, [*passthrough, "--worker", mode], env=env)
     for mode, err in gradient_agreement(args).items():
         print(f"parameter gradients {mode} vs autograd (float32): max |diff| / max |grad| = {err:.1e}")
     times = time_modes(args)

@@ -9,7 +9,11 @@ Cases, all forward + backward to the features on the same shapes:
                              "autograd" gradient mode
 On CUDA also the achieved memory bandwidth of the DGS kernels vs the device's peak.
 
-Usage: python -m benchmark.bench_dgs_op [--runs 10] [--threads 2] [--device cpu|cuda]
+The two grid_sample cases are :func:`grid_sample_value` and :func:`grid_sample_value_and_uv_gradient`;
+``tests/test_bench_references.py`` checks that they compute what the DGS op computes (its value and
+its image-plane derivatives), so the ratios compare equal work.
+
+Usage: python benchmarks/bench_dgs_op.py [--runs 10] [--threads 2] [--device cpu|cuda]
 """
 from __future__ import annotations
 
@@ -40,21 +44,53 @@ def _timer(fn: Callable[[], None], runs: int, cuda: bool) -> list[float]:
     return times
 
 
-def _inputs(b: int, c: int, h: int, w: int, q: int, device: str, seed: int = 0):
+def make_inputs(b: int, c: int, h: int, w: int, q: int, device: str = "cpu", seed: int = 0,
+                dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """Random benchmark inputs ``[features, points, intrinsics, uv, grad4]``.
+
+    features (B, C, H, W); points (B, Q, 3) camera frame, metres, z in [1, 4]; intrinsics (B, 4)
+    normalised, the virtual camera (SPEC §1); uv (B, Q, 2) the points' normalised image coordinates,
+    uniform in [-1.05, 1.05] (a band outside the image included); grad4 (B, Q, 4, C) an upstream
+    gradient of the op's output.
+    """
     g = torch.Generator().manual_seed(seed)
-    feats = torch.randn(b, c, h, w, generator=g)
-    z = 1 + 3 * torch.rand(b, q, generator=g)
-    uv = 2.1 * torch.rand(b, q, 2, generator=g) - 1.05
-    intr = torch.tensor([[1.8, 2.4, 0.0, 0.0]]).expand(b, 4).contiguous()  # the virtual camera (SPEC §1)
+    feats = torch.randn(b, c, h, w, generator=g, dtype=dtype)
+    z = 1 + 3 * torch.rand(b, q, generator=g, dtype=dtype)
+    uv = 2.1 * torch.rand(b, q, 2, generator=g, dtype=dtype) - 1.05
+    intr = torch.tensor([[1.8, 2.4, 0.0, 0.0]], dtype=dtype).expand(b, 4).contiguous()
     pts = torch.cat([uv * z[..., None] / intr[:, None, :2], z[..., None]], -1)
-    grad4 = torch.randn(b, q, 4, c, generator=g)
+    grad4 = torch.randn(b, q, 4, c, generator=g, dtype=dtype)
     return [t.to(device) for t in (feats, pts, intr, uv, grad4)]
 
 
+def grid_sample_value(features: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """The baseline: ``F.grid_sample`` of ``features`` (B, C, H, W) at ``uv`` (B, Q, 2) normalised
+    image coordinates (bilinear, border padding, align_corners=False, as the DGS op's value).
+
+    Returns (B, C, Q, 1), differentiable w.r.t. ``features`` and ``uv`` by autograd.
+    """
+    return F.grid_sample(features, uv[:, :, None, :], mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def grid_sample_value_and_uv_gradient(features: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor
+                                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the "autograd" gradient mode does: the value and, by ``torch.autograd.grad`` with
+    ``create_graph=True``, the vector-Jacobian product of the value with ``weights`` w.r.t. ``uv``.
+
+    features (B, C, H, W); uv (B, Q, 2) normalised; weights (B, C, Q, 1). Returns the value
+    (B, C, Q, 1) and ``Σ_c weights_c · ∂value_c/∂(u, v)`` (B, Q, 2), both differentiable w.r.t.
+    ``features`` (backward through them is grid_sample's double backward). ``uv`` is detached.
+    """
+    uv = uv.detach().requires_grad_(True)
+    value = grid_sample_value(features, uv)
+    (duv,) = torch.autograd.grad(value, uv, weights, create_graph=True)
+    return value, duv
+
+
 def _cases(feats, pts, intr, uv, grad4) -> dict[str, Callable[[], None]]:
-    grid = uv[:, :, None, :].contiguous()
     gval = grad4[..., 0, :].transpose(1, 2)[..., None].contiguous()  # (B, C, Q, 1)
-    gxy = torch.randn_like(grid)
+    guv = torch.randn_like(uv)
 
     def dgs(fn):
         def run():
@@ -64,14 +100,12 @@ def _cases(feats, pts, intr, uv, grad4) -> dict[str, Callable[[], None]]:
 
     def gs_value():
         f = feats.detach().requires_grad_(True)
-        F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False).backward(gval)
+        grid_sample_value(f, uv).backward(gval)
 
     def gs_double():
         f = feats.detach().requires_grad_(True)
-        gr = grid.detach().requires_grad_(True)
-        val = F.grid_sample(f, gr, mode="bilinear", padding_mode="border", align_corners=False)
-        (dgrid,) = torch.autograd.grad(val, gr, gval, create_graph=True)
-        ((val * gval).sum() + (dgrid * gxy).sum()).backward()
+        val, duv = grid_sample_value_and_uv_gradient(f, uv, gval)
+        ((val * gval).sum() + (duv * guv).sum()).backward()
 
     h, w = feats.shape[2:]
     return {"dgs fwd+bwd (fast kernel)": dgs(dgs_sample),
@@ -120,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("bench_dgs_op: --device cuda asked for, but torch.cuda.is_available() is False.")
     torch.set_num_threads(args.threads)
     b, c, h, w, q = args.shape
-    inputs = _inputs(b, c, h, w, q, args.device)
+    inputs = make_inputs(b, c, h, w, q, args.device)
     cuda = args.device == "cuda"
     print(f"DGS op benchmark: B={b} C={c} H={h} W={w} Q={q}, float32, device={args.device}, "
           f"threads={torch.get_num_threads()}, torch {torch.__version__}, median/min of {args.runs} runs")

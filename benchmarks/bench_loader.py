@@ -1,22 +1,30 @@
-"""Training-data throughput (issue 6): samples/s that ``dgs_core.data`` delivers from HDF5 shards.
+"""Training-data throughput: samples/s that ``dgs_core.data`` delivers from HDF5 shards.
 
 Reads the prepared ScanNet train split through ``ShardDataset`` with the trainer's loader settings
 (release point counts 2048 + 512, batch 32, ``collate``) and reports frames per second, all-in
 (worker start-up included) and in the steady state (from the first batch on). The demo split has
 only 78 frames, so one round reads ``--frames`` random indices (with repeats) through one loader.
 The goal is ≥ 1000 samples/s with 2 workers. Runs ``--rounds`` rounds alternating the
-worker counts so background load hits each alike; prints the best round per count.
+worker counts so background load hits each alike; prints the best round per count. Needs prepared
+shards (``make demo`` writes the default manifest); without them it says so and exits with status 2.
+There is no reference implementation here: the figure is compared with the goal only.
 
-    python -m benchmark.bench_loader [--manifest data/prepared/scannet/train/manifest.parquet]
+    python benchmarks/bench_loader.py [--manifest data/prepared/scannet/train/manifest.parquet]
         [--workers 0 2] [--batch 32] [--frames 1024] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+if __package__:  # python -m benchmarks.bench_loader, or imported by a test
+    from . import common
+else:  # python benchmarks/bench_loader.py: this folder is sys.path[0]
+    import common
 
 GOAL = 1000.0
 
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--near", type=int, default=2048)
     ap.add_argument("--non", type=int, default=512)
     args = ap.parse_args(argv)
+    common.require_inputs("bench_loader", {"prepared manifest": Path(args.manifest)},
+                          "Run `make demo` first (it prepares the demo shards) or pass --manifest.")
     torch.set_num_threads(1)  # as in a DataLoader worker: workers=0 then measures one core's rate
     best: dict[int, tuple[float, float]] = {}
     for _ in tqdm(range(args.rounds), desc="rounds", disable=None):

@@ -1,6 +1,6 @@
 """Per-frame CPU cost of the 3-D evaluation: ours vs an Atlas-style reference, same run.
 
-    python -m benchmark.bench_metrics [--faces 400000] [--samples 200000] [--repeats 3] [--shift 0]
+    python benchmarks/bench_metrics.py [--faces 400000] [--samples 200000] [--repeats 3] [--shift 0]
 
 A synthetic room (floor, ceiling, four walls, three boxes; camera frame) is tessellated into
 ~``--faces`` triangles (400k by default: ~90k ground-truth and ~100k predicted faces per frame).
@@ -19,7 +19,9 @@ whose nearest neighbours are all far (the costly case for a grid or a KD-tree). 
   Atlas's ``eval_mesh`` does with Open3D's ``search_knn_vector_3d``.
 
 Ours is the minimum over ``--repeats`` runs (after one warm-up that compiles the Numba kernels);
-the reference runs once. Both compute the same metrics, printed at the end as a cross-check.
+the reference runs once. Both compute the same metrics, printed at the end as a cross-check. The
+reference steps are :func:`atlas_style_delineate`, :func:`atlas_style_sample` and
+:func:`atlas_style_metrics`; ``tests/test_bench_references.py`` checks each against ours.
 """
 from __future__ import annotations
 
@@ -38,8 +40,10 @@ W, H, F = 256, 192, 230.4
 K = np.array([F, F, W / 2, H / 2])
 
 
-def grid_rect(origin, du, dv, n_u, n_v):
-    """Rectangle origin + s·du + t·dv, s, t ∈ [0, 1], as 2·n_u·n_v triangles."""
+def grid_rect(origin: np.ndarray, du: np.ndarray, dv: np.ndarray, n_u: int, n_v: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Rectangle origin + s·du + t·dv, s, t ∈ [0, 1], as 2·n_u·n_v triangles: vertices
+    ((n_u+1)(n_v+1), 3) float64 in the frame and unit of the arguments, faces (2·n_u·n_v, 3) int."""
     s, t = np.meshgrid(np.linspace(0, 1, n_u + 1), np.linspace(0, 1, n_v + 1), indexing="ij")
     v = origin + s[..., None] * du + t[..., None] * dv
     idx = np.arange((n_u + 1) * (n_v + 1)).reshape(n_u + 1, n_v + 1)
@@ -74,8 +78,9 @@ def room(n_faces: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(verts), np.concatenate(faces)
 
 
-def in_frustum(v, f, widen):
-    """(F,) bool: face centroid with |u|, |v| < widen and z > 0.1 at the virtual camera."""
+def in_frustum(v: np.ndarray, f: np.ndarray, widen: float) -> np.ndarray:
+    """(F,) bool: face centroid with |u|, |v| < widen and z > 0.1 at the virtual camera ``K``
+    (``v`` (V, 3) metres, camera frame; ``f`` (F, 3) vertex indices)."""
     c = v[f].mean(axis=1)
     z = np.maximum(c[:, 2], 1e-9)
     u = 2 * (K[0] * c[:, 0] / z + K[2]) / W - 1
@@ -83,8 +88,33 @@ def in_frustum(v, f, widen):
     return (c[:, 2] > 0.1) & (np.abs(u) < widen) & (np.abs(w) < widen)
 
 
-def reference_delineate(v, f, lo, hi, t_wc, border=4 / 128, margin=0.02):
-    """Per-face Python loop with the release protocol's tests."""
+def make_frame(n_faces: int, shift: float = 0.0, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """One evaluation frame on :func:`room` with ~``n_faces`` faces (see the module docstring).
+
+    Returns (gt_v, gt_f, pred_v, pred_f, t_wc, lo, hi): ground-truth and predicted vertices (V, 3)
+    metres, camera frame, and faces (F, 3); camera-to-world (4, 4); the world-frame box (3,), (3,)
+    of the ground-truth faces' vertices.
+    """
+    room_v, room_f = room(n_faces)
+    rng = np.random.default_rng(seed)
+    gt_v, gt_f = room_v, room_f[in_frustum(room_v, room_f, 1.05)]
+    pred_v = room_v + rng.normal(0, 0.02, room_v.shape) + shift
+    pred_f = room_f[in_frustum(pred_v, room_f, 1.1)]
+    t_wc = np.array([[0, -1, 0, 5.0], [1, 0, 0, -3.0], [0, 0, 1, 1.0], [0, 0, 0, 1]])
+    world = gt_v[np.unique(gt_f)] @ t_wc[:3, :3].T + t_wc[:3, 3]
+    return gt_v, gt_f, pred_v, pred_f, t_wc, world.min(0), world.max(0)
+
+
+def atlas_style_delineate(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray, t_wc: np.ndarray,
+                          border: float = 4 / 128, margin: float = 0.02) -> np.ndarray:
+    """Release-protocol delineation (SPEC §5.5) as a per-face Python loop over each face's vertices.
+
+    v: (V, 3) metres, camera frame; f: (F, 3) vertex indices; lo, hi: (3,) metres, world frame, box
+    of the ground-truth visible mesh (widened by ``margin`` of its extent per side); t_wc: (4, 4)
+    camera-to-world. A face is kept when every vertex has z > 0, |u|, |v| < 1 − ``border`` at the
+    virtual camera ``K`` and lies in the widened box. Returns (F,) bool, as
+    ``benchmark.protocols.delineate(..., protocol="release")``.
+    """
     pad = margin * (hi - lo)
     keep = np.zeros(len(f), dtype=bool)
     for i, tri in enumerate(tqdm(f, desc="ref delineate", leave=False)):
@@ -104,8 +134,14 @@ def reference_delineate(v, f, lo, hi, t_wc, border=4 / 128, margin=0.02):
     return keep
 
 
-def reference_sample(v, f, n, seed):
-    """Per-face loop: each face draws its area share of points (rounded), as naive code does."""
+def atlas_style_sample(v: np.ndarray, f: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Area-uniform surface samples by a per-face loop: each face draws its area share of ``n``
+    points (rounded), as naive code does; so the total is ``n`` only up to rounding (± faces / 2).
+
+    v: (V, 3) float metres; f: (F, 3) vertex indices. Returns (≈n, 3) float64 in the frame of ``v``.
+    Same distribution as ``benchmark.sampling.sample_surface`` but not the same points (that one draws
+    every point's face from one cumulative-area table).
+    """
     rng = np.random.default_rng(seed)
     tri = v[f]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
@@ -119,8 +155,13 @@ def reference_sample(v, f, n, seed):
     return np.concatenate(out)
 
 
-def reference_metrics(pred, gt, threshold=0.05):
-    """Point-by-point KD-tree queries in Python, both ways."""
+def atlas_style_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.05) -> dict[str, float]:
+    """Acc / Compl / Prec / Recall / F1 (SPEC §5.7) from point-by-point cKDTree queries in a Python
+    loop, both ways, as Atlas's ``eval_mesh`` does with Open3D's ``search_knn_vector_3d``.
+
+    pred, gt: (N, 3), (M, 3) float points, metres, same frame; threshold in metres. Returns the
+    metrics under the keys of ``benchmark.metrics.mesh_metrics`` (without its ``chamfer``).
+    """
     def loop(query, tree):
         return np.array([tree.query(p)[0] for p in tqdm(query, desc="ref NN", leave=False)])
 
@@ -140,14 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shift", type=float, default=0.0, help="prediction offset, metres per axis")
     args = ap.parse_args(argv)
 
-    room_v, room_f = room(args.faces)
-    rng = np.random.default_rng(0)
-    gt_v, gt_f = room_v, room_f[in_frustum(room_v, room_f, 1.05)]
-    pred_v = room_v + rng.normal(0, 0.02, room_v.shape) + args.shift
-    pred_f = room_f[in_frustum(pred_v, room_f, 1.1)]
-    t_wc = np.array([[0, -1, 0, 5.0], [1, 0, 0, -3.0], [0, 0, 1, 1.0], [0, 0, 0, 1]])
-    world = gt_v[np.unique(gt_f)] @ t_wc[:3, :3].T + t_wc[:3, 3]
-    lo, hi = world.min(0), world.max(0)
+    gt_v, gt_f, pred_v, pred_f, t_wc, lo, hi = make_frame(args.faces, args.shift)
     print(f"scene: {len(gt_f)} GT faces, {len(pred_f)} predicted faces, {args.samples} samples "
           f"per mesh")
 
@@ -174,12 +208,12 @@ def main(argv: list[str] | None = None) -> None:
 
     ref = {}
     t0 = time.perf_counter()
-    keep_ref = reference_delineate(pred_v, pred_f, lo, hi, t_wc)
+    keep_ref = atlas_style_delineate(pred_v, pred_f, lo, hi, t_wc)
     t1 = time.perf_counter()
-    pred_pts = reference_sample(pred_v, pred_f[keep_ref], args.samples, seed=1)
-    gt_pts = reference_sample(gt_v, gt_f, args.samples, seed=0)
+    pred_pts = atlas_style_sample(pred_v, pred_f[keep_ref], args.samples, seed=1)
+    gt_pts = atlas_style_sample(gt_v, gt_f, args.samples, seed=0)
     t2 = time.perf_counter()
-    m_ref = reference_metrics(pred_pts, gt_pts)
+    m_ref = atlas_style_metrics(pred_pts, gt_pts)
     t3 = time.perf_counter()
     ref.update(delineate=t1 - t0, sample=t2 - t1, metrics=t3 - t2)
     assert np.array_equal(keep, keep_ref), "reference and vectorised delineation disagree"
