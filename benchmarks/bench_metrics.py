@@ -8,13 +8,13 @@ The ground truth is its faces whose centroid lies in the frustum widened by
 1.05 (SPEC §4, occlusion ignored); the prediction is the room with 2 cm vertex noise clipped to a
 frustum widened by 1.1 (as marching cubes on the evaluation grid gives). ``--shift 0.2`` moves the
 prediction 0.2 m along x, y and z, so every wall is 0.2 m from the ground truth: a poor prediction,
-whose nearest neighbours are all far (the costly case for a grid or a KD-tree). One frame costs:
+whose nearest neighbours are all far (the costly case for a KD-tree). One frame costs:
 
 - delineation of the prediction (release protocol). Ours: ``benchmark.protocols.delineate``
   (vectorised); reference: a Python loop over faces testing each vertex.
 - sampling ``--samples`` points on each of the two meshes. Ours: ``sample_surface``
   (vectorised inverse-CDF); reference: a Python loop over faces drawing each face's share.
-- nearest neighbours both ways + metrics. Ours: ``mesh_metrics`` (grid hash / KD-tree, all
+- nearest neighbours both ways + metrics. Ours: ``mesh_metrics`` (pykdtree, all
   points at once); reference: one cKDTree per side queried point by point in a Python loop, as
   Atlas's ``eval_mesh`` does with Open3D's ``search_knn_vector_3d``.
 
