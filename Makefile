@@ -5,13 +5,17 @@ CORES  ?= 2
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test bench clean-data
+.PHONY: setup demo test bench lock clean-data
 
-## setup: create .venv with torch 2.13 (CPU wheel) and the project installed
+## setup: create .venv with torch 2.13 (CPU wheel) and the locked dependencies (requirements.lock)
 setup: $(STAMP)
-$(STAMP): pyproject.toml tools/setup.sh
+$(STAMP): pyproject.toml requirements.lock tools/setup.sh
 	PYTHON=$(PYTHON) bash tools/setup.sh $(VENV)
 	touch $@
+
+## lock: re-resolve pyproject.toml's dependencies in a throw-away venv into requirements.lock
+lock:
+	PYTHON=$(PYTHON) bash tools/lock.sh
 
 ## demo: run the whole workflow on the embedded synthetic default
 demo: setup
@@ -34,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_loader.py --rounds 1
 	$(BIN)/python benchmarks/bench_infer.py --frames 1 --repeats 1 --release-frames 0
 
-## clean-data: remove generated data, results and logs
+## clean-data: remove what the workflow generated for config/*.yaml (work and synthetic roots,
+## .snakemake/); a dataset kept elsewhere under data/ stays
 clean-data:
-	rm -rf data results logs .snakemake
+	$(PYTHON) tools/clean_generated.py

@@ -5,7 +5,8 @@
 #    installed with apt-get when we are root, otherwise we say what to install.
 # 2. A venv with torch==2.13.0 installed *first*, so no later requirement pulls another build
 #    (and gigabytes of CUDA packages) from the index.
-# 3. The project itself, editable, with the test extras.
+# 3. Every other dependency at the exact version of requirements.lock (the tested environment;
+#    refresh it with `make lock`), then the project itself, editable, without re-resolving.
 set -euo pipefail
 
 venv="${1:-.venv}"
@@ -36,7 +37,14 @@ fi
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet -e ".[dev]"
+if "$venv/bin/python" -c 'import platform, sys; sys.exit(not (platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)))'; then
+    "$venv/bin/python" -m pip install --quiet -r requirements.lock
+    "$venv/bin/python" -m pip install --quiet --no-deps -e .
+else  # the lock was resolved on x86_64 / Python 3.11 (see its header)
+    echo "setup: requirements.lock is for x86_64 and Python 3.11; installing from pyproject.toml's ranges instead"
+    "$venv/bin/python" -m pip install --quiet -e ".[dev]"
+fi
+"$venv/bin/python" -m pip check
 "$venv/bin/python" - <<'PY'
 import open3d, torch, numba, h5py, snakemake  # noqa: F401  (fail now, not in the middle of a job)
 print(f"setup: ok (torch {torch.__version__}, open3d {open3d.__version__}, numba {numba.__version__})")
