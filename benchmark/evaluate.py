@@ -41,6 +41,7 @@ from benchmark.predictions import MissingPrediction, load_prediction
 from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
+from pipeline.errors import InputError, check_name, run_main
 from pipeline.formats.ply import write_ply
 from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
 
@@ -140,6 +141,7 @@ def _check(settings: Settings) -> None:
     if bad:
         raise ValueError(f"benchmark.evaluate: unknown protocol(s) {bad}; use {list(PROTOCOLS)}.")
     for name, folder in settings.methods.items():
+        check_name(name, "benchmark.evaluate: method name", where="--method")  # a folder of OUT/meshes
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"benchmark.evaluate: method {name!r}: folder {folder} does not "
                                     f"exist; expected <dir>/<dataset>/<scene>/<frame:06d>.<npz|ply|npy|png> "
@@ -191,7 +193,7 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise SystemExit(f"benchmark.evaluate: {what} must be NAME=PATH, got {value!r}.")
+            raise InputError(f"benchmark.evaluate: {what} must be NAME=PATH, got {value!r}.")
         out[name] = rest
     return out
 
@@ -235,4 +237,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m benchmark.evaluate"))

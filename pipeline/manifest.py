@@ -3,7 +3,8 @@
 A manifest is a pandas DataFrame with the columns of :data:`COLUMNS`, written as Parquet (pyarrow).
 ``shard`` is the shard file path relative to the manifest's directory (per-scene manifests) or to
 the merged manifest's directory; ``row`` is the row inside that shard. Skipped frames have
-``status == "skipped"``, an empty ``shard``, ``row == -1`` and a ``reason`` (see :data:`REASONS`).
+``status == "skipped"``, an empty ``shard``, ``row == -1``, a ``reason`` (see :data:`REASONS`) and
+a ``message`` saying what exactly was wrong (e.g. the decoder's complaint about a JPEG payload).
 """
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import run_main
+from pipeline.formats.errors import FormatError
 
 COLUMNS: dict[str, str] = {
     "dataset": "string", "scene_id": "string", "frame_index": "int64", "source_file": "string",
     "split": "string", "shard": "string", "row": "int64", "status": "string", "reason": "string",
-    "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64",
+    "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64", "message": "string",
 }
 """Column name → pandas dtype, in file order."""
+
+OPTIONAL_COLUMNS = ("message",)
+"""Columns a manifest written by an earlier version may lack; they read as empty strings."""
 
 REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
 """Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
@@ -54,11 +60,15 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} does not exist; run the prepare job that writes it")
-    df = pd.read_parquet(path, engine="pyarrow")
-    missing = [c for c in COLUMNS if c not in df.columns]
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise FormatError(path, f"not a readable Parquet manifest ({exc}).",
+                          hint="re-run the prepare (or merge) job that writes it.") from exc
+    missing = [c for c in COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
-        raise ValueError(f"manifest {path} lacks columns {missing}: written by another version? "
-                         f"re-run pipeline.prepare for it")
+        raise FormatError(path, f"lacks manifest columns {missing}: written by another version?",
+                          hint="re-run pipeline.prepare for it.")
     return make_manifest(df.to_dict("records"))
 
 
@@ -151,4 +161,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main, prog="python -m pipeline.manifest"))

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.datasets import DATASETS, scene_source
+from pipeline.errors import run_main
 from pipeline.frames import RawFrame, SceneGeometry, SkippedFrame, prepare_frame
 from pipeline.manifest import make_manifest, summary_line, write_manifest
 from pipeline.frame_sample import FrameSample
@@ -237,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m pipeline.prepare"))

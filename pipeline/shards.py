@@ -57,6 +57,7 @@ import hdf5plugin
 import numpy as np
 
 from pipeline.atomic import PARTIAL, atomic_path
+from pipeline.errors import UserError
 from pipeline.frame_sample import FrameSample
 
 SCHEMA_VERSION = 1
@@ -283,7 +284,7 @@ class ShardWriter:
             self.abort()
 
 
-class SchemaError(RuntimeError):
+class SchemaError(UserError, RuntimeError):
     """A shard file does not match this code's schema (version or layout)."""
 
 

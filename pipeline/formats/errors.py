@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 
+from pipeline.errors import UserError
 
-class FormatError(ValueError):
+
+class FormatError(UserError, ValueError):
     """Bad on-disk input.
 
     The message names the file, the byte offset or field, what was expected, what was found, and

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.errors import name_problem
 
 from .errors import FormatError
 from .ply import read_ply
@@ -38,6 +39,8 @@ LABEL_TABLE_COLUMNS: list[str] = [
     "wnsynsetkey", "mpcat40", "mpcat40index"]
 _LABEL_TABLE_REQUIRED = ("id", "raw_category", "category", "nyu40id")
 SPLITS = ("train", "val", "test")
+SCENE_ID_PATTERN = r"scene\d{4}_\d{2}"
+"""A ScanNet scene id, e.g. ``scene0000_00`` (scan 0000, its first rescan); ids become folder names."""
 _HINT_DOWNLOAD = ("download it with ScanNet's download-scannet.py into the dataset root, or "
                   "generate a synthetic root with `dgs-synth` (see docs/formats.md).")
 
@@ -106,12 +109,31 @@ def split_path(root: str | os.PathLike, split: str) -> Path:
 
 
 def read_split(root: str | os.PathLike, split: str) -> list[str]:
-    """Scene ids of a split list, in file order (blank lines ignored)."""
+    """Scene ids of a split list, in file order (blank lines ignored).
+
+    Every id must match :data:`SCENE_ID_PATTERN` (ids become folder names and command-line
+    arguments); FormatError naming the file and line otherwise.
+    """
     p = split_path(root, split)
     if not p.is_file():
         raise FormatError(p, f"expected the ScanNet {split} split list, found nothing.",
                           hint=_HINT_DOWNLOAD)
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise FormatError(p, f"not a UTF-8 text file ({exc}).", offset=exc.start,
+                          hint="use the split list from ScanNet's Tasks/Benchmark folder.") from exc
+    ids = []
+    for lineno, line in enumerate(lines, 1):
+        scene = line.strip()
+        problem = name_problem(scene, SCENE_ID_PATTERN) if scene else None
+        if problem:
+            raise FormatError(p, f"expected one ScanNet scene id per line, found {problem}.",
+                              field=f"line {lineno}", hint="fix or remove that line (ids look like "
+                              "scene0000_00).")
+        if scene:
+            ids.append(scene)
+    return ids
 
 
 def write_split(root: str | os.PathLike, split: str, scene_ids: list[str]) -> None:
