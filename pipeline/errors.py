@@ -42,7 +42,12 @@ class InputError(UserError, ValueError):
 
 
 class DiskFullError(UserError, OSError):
-    """Not enough free space to write an output; the message names the folder and the bytes needed."""
+    """Not enough free space to write an output; the message names the folder and the bytes needed.
+
+    Built as ``DiskFullError(errno.ENOSPC, message)``; prints as the message alone."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 EXPECTED_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)

@@ -32,12 +32,23 @@ OPTIONAL_COLUMNS = ("message",)
 REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
 """Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
 
+REASON_HINTS = {
+    "invalid_pose": "the scan's camera tracking failed (non-finite or non-rigid poses); re-export it "
+                    "or leave the scene out",
+    "corrupt_payload": "the images are corrupt or missing; download the scene again",
+    "empty_view": "the frames see no part of the mesh; check that mesh and frames belong together",
+    "too_few_samples": "too few free-space points fit the view; lower prepare.exclusion_distance or "
+                       "check the mesh's scale (metres)",
+}
+"""What to do when a whole scene is skipped for one reason."""
+
 
 def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
     """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "")."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in COLUMNS.items():
-        df[col] = df[col].fillna(-1 if dtype == "int64" else "").astype(dtype)
+        filled = df[col].fillna(-1) if dtype == "int64" else df[col].astype(object).fillna("")
+        df[col] = filled.astype(dtype)
     return df.reset_index(drop=True)
 
 
@@ -106,6 +117,31 @@ def skip_summary(df: pd.DataFrame) -> pd.DataFrame:
     out = (df.groupby(["dataset", "split", "status", "reason"], dropna=False).size()
            .rename("frames").reset_index())
     return out.sort_values(["dataset", "split", "status", "reason"]).reset_index(drop=True)
+
+
+def skip_examples(df: pd.DataFrame) -> dict[str, str]:
+    """The first skipped frame of each reason: ``{reason: "frame i (source_file): message"}``."""
+    first = df[df["status"] != "ok"].drop_duplicates("reason").sort_values("reason")
+    return {r.reason: f"frame {r.frame_index} ({r.source_file}): {r.message or 'no message'}"
+            for r in first.itertuples()}
+
+
+def skip_report(df: pd.DataFrame) -> list[str]:
+    """One log line per skip reason: ``reason: N frames, first: frame i (file): message``."""
+    counts = df.loc[df["status"] != "ok", "reason"].value_counts()
+    return [f"{reason}: {counts[reason]} frames, first: {example}"
+            for reason, example in skip_examples(df).items()]
+
+
+def no_frame_message(df: pd.DataFrame) -> str:
+    """Why a scene yielded no frame: the most frequent skip reason, an example message and what to do."""
+    counts = df.loc[df["status"] != "ok", "reason"].value_counts()
+    if counts.empty:
+        return "no frame was selected from the scene's frames"
+    reason = sorted(counts.index, key=lambda r: (-counts[r], r))[0]
+    hint = REASON_HINTS.get(reason, "see the reason's messages in the job log")
+    return (f"no frame could be prepared ({summary_line(df)}); most frequent reason {reason} "
+            f"({counts[reason]} of {len(df)}), e.g. {skip_examples(df)[reason]}. What to do: {hint}")
 
 
 def summary_line(df: pd.DataFrame, seconds: float | None = None) -> str:

@@ -219,12 +219,24 @@ def read_scene_mesh(paths: ScanNetScenePaths, *, with_labels: bool = True) -> La
 
 
 def _check_same_geometry(paths, v0, f0, v1, f1) -> None:
+    """FormatError unless both files hold the same finite vertices and the same faces.
+
+    Non-finite vertices are reported first, naming the file that has them: NaN ≠ NaN would
+    otherwise read as "geometry differs" between two files that agree.
+    """
+    for path, v in ((paths.mesh, v0), (paths.labels_mesh, v1)):
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            raise FormatError(path, f"{int(bad.sum())} of {len(v)} vertices are NaN/inf (first at "
+                              f"vertex {int(np.flatnonzero(bad)[0])}).", field="vertex",
+                              hint="the mesh is corrupt; download the scene again (or remove it "
+                              "from the split list).")
     problem = None
     if v0.shape != v1.shape:
         problem = f"{len(v0)} vertices in the mesh, {len(v1)} in the labels ply"
     elif f0.shape != f1.shape:
         problem = f"{len(f0)} faces in the mesh, {len(f1)} in the labels ply"
-    elif not np.array_equal(v0, v1):
+    elif not np.array_equal(v0, v1):  # both finite here, so != is exact
         i = int(np.flatnonzero((v0 != v1).any(1))[0])
         problem = f"vertex {i} differs: {v0[i].tolist()} vs {v1[i].tolist()}"
     elif not np.array_equal(f0, f1):
