@@ -22,6 +22,6 @@ rule predict:
         out=lambda wc: WORK / "predictions" / wc.experiment,
         resolution=config["evaluate"]["resolution"],
     shell:
-        "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
-        " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
-        " --device auto --threads {threads} > {log} 2>&1"
+        "python -m dgs_core.infer --checkpoint {input.model:q} --manifest {input.manifest:q}"
+        " --root {params.root:q} --out {params.out:q} --name {wildcards.experiment:q}"
+        " --resolution {params.resolution:q} --device auto --threads {threads} > {log:q} 2>&1"
