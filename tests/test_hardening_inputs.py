@@ -291,3 +291,55 @@ def test_failed_rerun_leaves_no_old_done(raw, tmp_path: Path, capsys) -> None:
     status, err = _prepare(capsys, *argv)
     assert status == 2 and ".sens" in err
     assert sorted(p.name for p in d.iterdir()) == []  # no done, manifest or shards of the old run
+
+
+# -- faults ---------------------------------------------------------------------------------------
+def test_disk_full_before_a_shard_names_folder_and_bytes_and_leaves_nothing(raw, tmp_path: Path, capsys,
+                                                                          monkeypatch) -> None:
+    import pipeline.shards as shards
+
+    real = shutil.disk_usage
+
+    def almost_full(path):  # 1 kB left: the first shard (not pre-checked) fits, the second does not
+        return real(path)._replace(free=1000)
+
+    monkeypatch.setattr(shards.shutil, "disk_usage", almost_full)
+    argv = _scannet_argv(_copy(raw[0], tmp_path), tmp_path / "out")
+    status, err = _prepare(capsys, *argv)
+    folder = tmp_path / "out" / "scannet" / "train" / argv[7]
+    assert status == 2 and f"{folder}: not enough free space to write shard_00001.h5" in err, err
+    assert "bytes needed, 1000 free" in err and "Traceback" not in err
+    assert not _written(tmp_path / "out")  # the finished first shard is removed too
+
+
+def test_enospc_while_writing_a_shard_removes_the_partial_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import pipeline.shards as shards
+    from pipeline.errors import DiskFullError
+
+    def write_then_fail(self, path: Path) -> None:
+        path.write_bytes(b"\0" * 4096)  # what HDF5 got out before the disk filled up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shards._OpenShard, "_write", write_then_fail)
+    sample = _shard_sample()
+    with pytest.raises(DiskFullError, match=rf"{tmp_path}: not enough free space to write shard_00000\.h5: "
+                       r"about \d+ bytes needed"):
+        with shards.ShardWriter(tmp_path, frames_per_shard=1) as writer:
+            writer.append(sample)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _shard_sample():
+    from pipeline.frame_sample import FrameSample
+
+    h, w, k, m = 4, 6, 5, 3
+    return FrameSample(
+        dataset="scannet", scene_id="scene0000_00", frame_index=0, source_file="x.sens", split="train",
+        image=np.zeros((3, h, w), np.uint8), depth=np.ones((h, w), np.float32),
+        rendered_depth=np.ones((h, w), np.float32), amodal_depth=np.ones((h, w), np.float32),
+        intrinsics=np.ones(4, np.float32), world_to_camera=np.eye(4, dtype=np.float32),
+        near_surface_points=np.zeros((k, 3), np.float32), near_surface_labels=np.zeros(k, np.uint8),
+        near_surface_valid=np.ones(k, bool), non_surface_points=np.zeros((m, 3), np.float32),
+        non_surface_valid=np.ones(m, bool), visible_faces=np.arange(3, dtype=np.int32))
