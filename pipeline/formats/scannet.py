@@ -264,7 +264,12 @@ def check_layout(root: str | os.PathLike) -> list[str]:
         if not split_path(root, split).is_file():
             problems.append(f"missing split list {split_path(root, split)}; {_HINT_DOWNLOAD}")
             continue
-        for scene in read_split(root, split):
+        try:
+            scenes = read_split(root, split)
+        except FormatError as exc:  # a line that is not a scene id
+            problems.append(str(exc))
+            continue
+        for scene in scenes:
             p = scene_paths(root, scene, test=(split == "test"))
             if not p.directory.is_dir():
                 problems.append(f"{split} scene {scene}: missing folder {p.directory}")
