@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section, scheduler = load_prepare_file(a.config) if a.config else ({}, None)
     try:
         section.update(json.loads(a.options) if a.options else {})
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise InputError(f"--options: expected the prepare section as a JSON object, found {a.options!r} "
                          f"({exc})") from exc
     section.update({k: v for k, v in {"frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride,
