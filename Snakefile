@@ -37,4 +37,4 @@ rule demo:
         folders=[WORK / "models" / config["train"]["experiment"], WORK / "predictions", WORK / "evaluation" / "meshes",
                  WORK / "evaluation" / "figures", WORK / "report"],
     shell:
-        "python workflow/scripts/list_outputs.py {input} {params.folders}"
+        "python workflow/scripts/list_outputs.py {input:q} {params.folders:q}"

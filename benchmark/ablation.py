@@ -26,6 +26,7 @@ import pandas as pd
 
 from benchmark.report import save_figure
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.errors import run_main
 
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
 
@@ -178,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m benchmark.ablation"))

@@ -7,11 +7,14 @@ protocol)) and every
 method's prediction (:func:`benchmark.predictions.load_prediction`) is scored with
 :func:`benchmark.protocols.evaluate_frame` under each protocol. Meshes derived from grids or depth
 maps are written as binary PLY to ``OUT/meshes/<method>/<dataset>/<scene>/<frame:06d>.ply``.
-A frame without a prediction file gives rows with NaN metrics and reason ``missing_prediction``.
+A frame without a prediction file gives rows with NaN metrics and reason ``missing_prediction``; a
+prediction file that cannot be read gives NaN rows with reason ``unreadable_prediction`` (the file and
+the problem are printed to stderr, the run goes on). A mesh's non-finite vertices are dropped with
+their faces and counted in the ``nan_vertices`` column (and printed).
 
 Outputs (all written atomically): ``OUT/per_frame.csv`` (sorted by method, dataset, scene_id,
 frame_index, protocol; the columns of :func:`benchmark.protocols.to_row` plus identity columns and
-``prediction`` = grid | mesh | depth | missing) and, with ``--figures K``, ``OUT/figures/``.
+``prediction`` = grid | mesh | depth | missing | unreadable, ``nan_vertices``) and, with ``--figures K``, ``OUT/figures/``.
 
 Command line::
 
@@ -37,10 +40,11 @@ from tqdm import tqdm
 
 from benchmark.figures import frame_figure
 from benchmark.metrics import DEPTH_KEYS, MESH_KEYS
-from benchmark.predictions import MissingPrediction, load_prediction
+from benchmark.predictions import UNREADABLE, MissingPrediction, UnreadablePrediction, drop_nonfinite, load_prediction
 from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
+from pipeline.errors import InputError, check_name, run_main
 from pipeline.formats.ply import write_ply
 from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
 
@@ -73,14 +77,22 @@ def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
 
 
 def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]:
-    """One row per protocol for one method on one frame (NaN rows when the prediction is missing)."""
+    """One row per protocol for one method on one frame (NaN rows when the prediction is missing or
+    unreadable; non-finite vertices dropped and counted in ``nan_vertices``)."""
     ref = frame.ref
     ident = {"method": method, "dataset": ref.dataset, "scene_id": ref.scene_id,
-             "frame_index": ref.frame_index}
+             "frame_index": ref.frame_index, "nan_vertices": 0}
     try:
         vertices, faces, kind = load_prediction(settings.methods[method], frame)
     except MissingPrediction:
         return [{**ident, "prediction": "missing", **missing_row(p)} for p in settings.protocols]
+    except UnreadablePrediction as exc:
+        print(f"benchmark.evaluate: {method} {ref.name}: {UNREADABLE}: {exc}", file=sys.stderr)
+        return [{**ident, "prediction": "unreadable", **missing_row(p, UNREADABLE)} for p in settings.protocols]
+    vertices, faces, ident["nan_vertices"] = drop_nonfinite(vertices, faces)
+    if ident["nan_vertices"]:
+        print(f"benchmark.evaluate: {method} {ref.name}: {ident['nan_vertices']} non-finite vertices "
+              f"dropped with their faces; the rest is scored", file=sys.stderr)
     if kind != "mesh":  # the meshes the benchmark derived itself are an output
         path = mesh_path(settings.out, method, ref)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,12 +108,12 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]
     return rows
 
 
-def missing_row(protocol: str) -> dict:
-    """A ``to_row``-shaped row with NaN metrics and every reason set to ``missing_prediction``."""
+def missing_row(protocol: str, reason: str = MISSING) -> dict:
+    """A ``to_row``-shaped row with NaN metrics and every reason set to ``reason``."""
     nan = float("nan")
-    variant = {**{k: nan for k in MESH_KEYS}, "reason": MISSING,
-               **{f"depth_{k}": nan for k in DEPTH_KEYS}, "depth_reason": MISSING}
-    return to_row({"protocol": protocol, "fit_a": nan, "fit_b": nan, "fit_reason": MISSING,
+    variant = {**{k: nan for k in MESH_KEYS}, "reason": reason,
+               **{f"depth_{k}": nan for k in DEPTH_KEYS}, "depth_reason": reason}
+    return to_row({"protocol": protocol, "fit_a": nan, "fit_b": nan, "fit_reason": reason,
                    "faces_total": 0, "faces_kept": 0, "metric": variant, "fit": dict(variant)})
 
 
@@ -140,6 +152,7 @@ def _check(settings: Settings) -> None:
     if bad:
         raise ValueError(f"benchmark.evaluate: unknown protocol(s) {bad}; use {list(PROTOCOLS)}.")
     for name, folder in settings.methods.items():
+        check_name(name, "benchmark.evaluate: method name", where="--method")  # a folder of OUT/meshes
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"benchmark.evaluate: method {name!r}: folder {folder} does not "
                                     f"exist; expected <dir>/<dataset>/<scene>/<frame:06d>.<npz|ply|npy|png> "
@@ -163,12 +176,12 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
     written = []
     for method in settings.methods:
         rows = table[(table["method"] == method) & (table["protocol"] == protocol)
-                     & (table["prediction"] != "missing")]
+                     & ~table["prediction"].isin(["missing", "unreadable"])]
         have = set(zip(rows["dataset"], rows["scene_id"], rows["frame_index"]))
         chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
         for ref in chosen:
             frame = read_test_frame(ref)
-            verts, faces, _ = load_prediction(settings.methods[method], frame)
+            verts, faces, _ = drop_nonfinite(*load_prediction(settings.methods[method], frame)[:2])
             scope = fit_and_delineate(verts, faces, frame.gt_vertices, frame.gt_faces,
                                       frame.rendered_depth.astype(np.float64),
                                       intrinsics=frame.intrinsics,
@@ -191,7 +204,7 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise SystemExit(f"benchmark.evaluate: {what} must be NAME=PATH, got {value!r}.")
+            raise InputError(f"benchmark.evaluate: {what} must be NAME=PATH, got {value!r}.")
         out[name] = rest
     return out
 
@@ -235,4 +248,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m benchmark.evaluate"))

@@ -12,16 +12,24 @@ one of these forms (docs/benchmark.md):
   :func:`benchmark.depth_mesh.mesh_from_depth` (SPEC §5, depth-only methods).
 
 An optional ``method.json`` {"name", "kind", "source"} describes the folder; it is informational.
+
+Prediction files are untrusted input: ``.npy``/``.npz`` are loaded with ``allow_pickle=False``, and a
+file that exists but cannot be read as its kind (random bytes, a pickled object, a corrupt PLY, a
+wrong shape) raises :class:`UnreadablePrediction` naming the file, which the evaluate stage scores
+as a NaN row with reason ``unreadable_prediction`` while the run goes on. Non-finite vertices of a
+mesh are dropped with their faces and counted (:func:`drop_nonfinite`).
 """
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.depth_mesh import mesh_from_depth
 from benchmark.extract import extract_mesh
+from pipeline.errors import InputError, UserError
 from pipeline.formats.images import decode_png16
 from pipeline.formats.ply import read_ply
 from pipeline.testset import EvalFrame
@@ -31,8 +39,21 @@ KINDS = {".npz": "grid", ".ply": "mesh", ".npy": "depth", ".png": "depth"}
 MM_PER_M = 1000.0
 
 
+UNREADABLE = "unreadable_prediction"
+"""Reason of the NaN rows of a frame whose prediction file cannot be read."""
+
+
 class MissingPrediction(FileNotFoundError):
     """The method folder has no prediction file for a frame (scored as a NaN row, not a crash)."""
+
+
+class UnreadablePrediction(UserError, ValueError):
+    """A prediction file exists but is not a readable prediction of its kind; names the file."""
+
+
+# what a failed read of an untrusted file raises: numpy (ValueError, EOFError, zipfile), PLY/PNG
+# readers (FormatError, a ValueError), the OS
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 def prediction_stem(method_dir: str | os.PathLike, dataset: str, scene_id: str,
@@ -55,7 +76,7 @@ def find_prediction(method_dir: str | os.PathLike, dataset: str, scene_id: str,
         raise MissingPrediction(f"no prediction for {dataset}/{scene_id} frame {frame_index}: "
                                 f"expected {stem}.{{{','.join(e[1:] for e in KINDS)}}}")
     if len(found) > 1:
-        raise ValueError(f"{stem}: several predictions for one frame ({[p.name for p in found]}); "
+        raise InputError(f"{stem}: several predictions for one frame ({[p.name for p in found]}); "
                          f"keep exactly one of {list(KINDS)} per frame.")
     return found[0]
 
@@ -72,38 +93,78 @@ def load_prediction(method_dir: str | os.PathLike, frame: EvalFrame) -> tuple[np
         kind: "grid", "mesh" or "depth". The mesh may be empty (no surface predicted).
     Raises:
         MissingPrediction: the frame has no prediction file.
-        ValueError: the file is malformed (names the file, what was expected and found).
+        UnreadablePrediction: the file cannot be read as its kind (names the file, what was
+            expected and found).
     """
     ref = frame.ref
     path = find_prediction(method_dir, ref.dataset, ref.scene_id, ref.frame_index)
     kind = KINDS[path.suffix]
-    if kind == "grid":
-        vertices, faces = _grid_mesh(path)
-    elif kind == "mesh":
-        mesh = read_ply(path)
-        vertices, faces = mesh.vertices, mesh.faces
-    else:
-        depth = np.load(path) if path.suffix == ".npy" else _png_depth(path)
-        want = frame.image_size
-        if np.shape(depth) != want:
-            raise ValueError(f"{path}: depth map has shape {np.shape(depth)}, the frame's virtual "
-                             f"camera is {want} (H, W); resample it to the test resolution.")
-        fx, fy, cx, cy = (float(v) for v in np.asarray(frame.intrinsics).ravel()[:4])
-        vertices, faces = compact(*mesh_from_depth(depth, fx, fy, cx, cy))
+    try:
+        if kind == "grid":
+            vertices, faces = _grid_mesh(path)
+        elif kind == "mesh":
+            mesh = read_ply(path)
+            vertices, faces = mesh.vertices, mesh.faces
+        else:
+            vertices, faces = _depth_mesh(path, frame)
+    except UnreadablePrediction:
+        raise
+    except _READ_ERRORS as exc:
+        raise UnreadablePrediction(f"{path}: not a readable {kind} prediction ({type(exc).__name__}: "
+                                   f"{exc}); expected the format of docs/benchmark.md.") from exc
     return np.asarray(vertices, np.float64), np.asarray(faces, np.int64), kind
 
 
+def _numeric(path: Path, name: str, value: np.ndarray, ndim: int) -> np.ndarray:
+    """``value`` if it is a real-valued array of ``ndim`` dimensions, else UnreadablePrediction."""
+    if not (isinstance(value, np.ndarray) and value.ndim == ndim
+            and (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer))):
+        raise UnreadablePrediction(f"{path}: {name} must be a {ndim}-D real array, found "
+                                   f"{type(value).__name__} {getattr(value, 'dtype', '')} shape "
+                                   f"{np.shape(value)}.")
+    return value
+
+
+def _depth_mesh(path: Path, frame: EvalFrame) -> tuple[np.ndarray, np.ndarray]:
+    depth = np.load(path, allow_pickle=False) if path.suffix == ".npy" else _png_depth(path)
+    depth = _numeric(path, "depth map", depth, 2)
+    want = frame.image_size
+    if np.shape(depth) != want:
+        raise UnreadablePrediction(f"{path}: depth map has shape {np.shape(depth)}, the frame's virtual "
+                                   f"camera is {want} (H, W); resample it to the test resolution.")
+    fx, fy, cx, cy = (float(v) for v in np.asarray(frame.intrinsics).ravel()[:4])
+    return compact(*mesh_from_depth(depth, fx, fy, cx, cy))
+
+
 def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         missing = [k for k in ("occupancy", "origin", "cell") if k not in data.files]
         if missing:
-            raise ValueError(f"{path}: occupancy grid lacks {missing} (found {data.files}); "
-                             f"expected occupancy (X, Y, Z), origin (3,), cell (3,).")
-        occupancy = data["occupancy"].astype(np.float32)
-        origin, cell = data["origin"], data["cell"]
-    if occupancy.ndim != 3:
-        raise ValueError(f"{path}: occupancy must be (X, Y, Z), found shape {occupancy.shape}.")
+            raise UnreadablePrediction(f"{path}: occupancy grid lacks {missing} (found {data.files}); "
+                                       f"expected occupancy (X, Y, Z), origin (3,), cell (3,).")
+        occupancy = _numeric(path, "occupancy", data["occupancy"], 3).astype(np.float32)
+        origin, cell = (_numeric(path, k, data[k], 1) for k in ("origin", "cell"))
+    if origin.shape != (3,) or cell.shape != (3,) or not (np.isfinite(origin).all() and np.isfinite(cell).all()):
+        raise UnreadablePrediction(f"{path}: origin and cell must be 3 finite numbers each, found "
+                                   f"{origin.tolist()} and {cell.tolist()}.")
     return extract_mesh(occupancy, origin, cell, level=0.5)
+
+
+def drop_nonfinite(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop non-finite (NaN/inf) vertices and every face that uses one.
+
+    Args:
+        vertices: (V, 3) float, camera frame, metres; faces: (F, 3) int indexing them.
+    Returns:
+        (V', 3) float64 vertices used by the remaining faces, (F', 3) int64 renumbered faces, and the
+        number of non-finite vertices that were found (0 = nothing dropped).
+    """
+    vertices = np.asarray(vertices, np.float64)
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if not bad.any():
+        return vertices, np.asarray(faces, np.int64), 0
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    return (*compact(vertices, faces[~bad[faces].any(axis=1)]), int(bad.sum()))
 
 
 def _png_depth(path: Path) -> np.ndarray:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.errors import run_main
 
 #: metric -> (unit, True when lower is better). Order = column order in the tables.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -202,4 +203,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m benchmark.report"))

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from dgs_core.experiment import flatten, from_dict
+from pipeline.errors import UserError
 from pipeline.atomic import atomic_path
 from dgs_core.model import DGSNet, ModelConfig
 
 REQUIRED_KEYS = ("model", "step", "epoch", "position", "config", "rng")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is unreadable, incomplete or belongs to another configuration."""
 
 

@@ -22,6 +22,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from pipeline.errors import UserError
+
 from dgs_core.data import DataConfig
 from dgs_core.losses import LossConfig
 from dgs_core.model import ModelConfig
@@ -29,7 +31,7 @@ from dgs_core.model import ModelConfig
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An experiment file or override is malformed: unknown key, wrong type or invalid value."""
 
 

@@ -37,6 +37,7 @@ from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
 from dgs_core.grid_refine import RefineStats, refine
 from pipeline.atomic import atomic_open, write_text_atomic
+from pipeline.errors import InputError, run_main
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
 from pipeline.shards import ShardReader
@@ -218,7 +219,7 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
     manifest = Path(manifest)
     datasets = read_manifest(manifest).query("status == 'ok'")["dataset"].unique().tolist()
     if len(datasets) != 1:
-        raise ValueError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
+        raise InputError(f"dgs_core.infer: manifest {manifest} must hold the ok frames of exactly one dataset "
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
     refs = list_test_frames(manifest, datasets[0], dataset_root)
     keep_only_matching(Path(out_dir) / datasets[0],
@@ -300,4 +301,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main, prog="python -m dgs_core.infer"))

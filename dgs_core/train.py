@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,6 +37,7 @@ from dgs_core.model import DGSNet, load_pretrained
 from dgs_core.run_folder import (Progress, checkpoint_path, prune_checkpoints, resolve_resume, restore,
                                  write_config)
 from dgs_core.train_log import TrainLog
+from pipeline.errors import run_main
 
 
 class LossModule(torch.nn.Module):
@@ -267,4 +269,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, prog="python -m dgs_core.train"))

@@ -11,11 +11,11 @@ arguments, so :meth:`DatasetSpec.check_id` accepts only ids of the dataset's own
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.errors import InputError, check_name
 from pipeline.formats import matterport as mp
 from pipeline.formats import scannet as sn
 from pipeline.prepare_config import JobOptions, PrepareConfig
@@ -43,12 +43,9 @@ class DatasetSpec:
     mesh_path: Callable[[Path, str], Path]
 
     def check_id(self, scene_id: str, where: str = "") -> str:
-        """``scene_id`` if it matches :attr:`id_pattern` in full, else ValueError naming ``where``."""
-        if not isinstance(scene_id, str) or re.fullmatch(self.id_pattern, scene_id) is None:
-            place = f" in {where}" if where else ""
-            raise ValueError(f"{self.title}: {scene_id!r}{place} is not a valid id (expected the pattern "
-                             f"{self.id_pattern}); fix or remove that entry")
-        return scene_id
+        """``scene_id`` if it matches :attr:`id_pattern` in full, else :class:`InputError` (a
+        ValueError) naming ``where`` it came from; no id that passes can be a path."""
+        return check_name(scene_id, f"{self.title} scene id", pattern=self.id_pattern, where=where)
 
 
 def _camera(cfg: PrepareConfig) -> dict:
@@ -74,11 +71,11 @@ def _matterport_houses(root: Path, split: str) -> list[str]:
 DATASETS: dict[str, DatasetSpec] = {
     "scannet": DatasetSpec(
         name="scannet", title="ScanNet v2", splits=("train", "val", "test"),
-        id_pattern=r"scene\d{4}_\d{2}", scenes=sn.read_split, source=_scannet_source,
+        id_pattern=sn.SCENE_ID_PATTERN, scenes=sn.read_split, source=_scannet_source,
         mesh_path=lambda root, scene_id: sn.scene_paths(root, scene_id).mesh),
     "matterport": DatasetSpec(
         name="matterport", title="Matterport3D", splits=("test",),
-        id_pattern=r"[A-Za-z0-9]{11}", scenes=_matterport_houses, source=_matterport_source,
+        id_pattern=mp.HOUSE_ID_PATTERN, scenes=_matterport_houses, source=_matterport_source,
         mesh_path=lambda root, house_id: mp.house_paths(root, house_id).mesh),
 }
 """Every dataset the toolkit reads, by name."""
@@ -89,7 +86,7 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; the toolkit reads {sorted(DATASETS)}") from None
+        raise InputError(f"unknown dataset {name!r}; the toolkit reads {sorted(DATASETS)}") from None
 
 
 def scene_source(dataset: str, root: str | os.PathLike, scene_id: str, split: str, cfg: PrepareConfig,
@@ -97,5 +94,5 @@ def scene_source(dataset: str, root: str | os.PathLike, scene_id: str, split: st
     """The prepare job's input for one scene of ``dataset`` (id and split checked first)."""
     spec = get_dataset(dataset)
     if split not in spec.splits:
-        raise ValueError(f"{spec.title} has no split {split!r} here; its splits are {list(spec.splits)}")
-    return spec.source(Path(root), spec.check_id(scene_id), split, cfg, opts)
+        raise InputError(f"{spec.title} has no split {split!r} here; its splits are {list(spec.splits)}")
+    return spec.source(Path(root), spec.check_id(scene_id, "--scene"), split, cfg, opts)

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_is_valid,
+from pipeline.geometry.camera import (in_frustum, pixel_directions, pose_problem,
                                       projection_coefficients, virtual_intrinsics, world_to_camera)
 from pipeline.geometry.chunks import faces_in_view, frustum_planes
 from pipeline.geometry.kernels import (cull_face_centroids, depth_world_box, far_from_samples,
@@ -62,11 +62,14 @@ class RawFrame:
 
 @dataclass(frozen=True)
 class SkippedFrame:
-    """A frame that produced no row; reason is "invalid_pose", "empty_view" or "too_few_samples"."""
+    """A frame that produced no row: ``reason`` is a code of ``pipeline.manifest.REASONS``
+    ("invalid_pose", "corrupt_payload", "empty_view", "too_few_samples"), ``message`` says what
+    exactly was wrong (kept in the manifest and the job log)."""
 
     index: int
     source_file: str
     reason: str
+    message: str = ""
 
 
 def frame_rng(seed: int, dataset: str, scene_id: str, frame_index: int) -> np.random.Generator:
@@ -151,9 +154,10 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
     accumulates seconds per step under "resampling", "raycasting", "culling" and "sampling".
     Deterministic: randomness comes only from ``frame_rng(cfg.seed, dataset, scene_id, frame.index)``.
     """
-    skip = lambda reason: SkippedFrame(frame.index, frame.source_file, reason)  # noqa: E731
-    if not pose_is_valid(frame.camera_to_world):
-        return skip("invalid_pose")
+    skip = lambda reason, message: SkippedFrame(frame.index, frame.source_file, reason, message)  # noqa: E731
+    bad_pose = pose_problem(frame.camera_to_world)
+    if bad_pose is not None:
+        return skip("invalid_pose", bad_pose)
     t_wc = np.asarray(frame.camera_to_world, dtype=np.float64)
     t_cw = world_to_camera(t_wc)
     w, h = cfg.width, cfg.height
@@ -181,7 +185,7 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
     with _timed(timings, "culling"):
         box = _visibility_box(depth, rendered, k_v, t_wc, cfg)
         if box is None:
-            return skip("empty_view")
+            return skip("empty_view", "neither the sensor depth nor the mesh gives a depth in view")
         # Contiguous arguments so every call hits the one cached Numba specialisation.
         r_cw, c_cw = np.ascontiguousarray(t_cw[:3, :3]), np.ascontiguousarray(t_cw[:3, 3])
         # Only faces of chunks reaching into the widened frustum and the box can pass the test.
@@ -194,7 +198,7 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         candidates = visible[positive]
         weights = areas[positive] if cfg.face_sampling == "area" else np.ones(candidates.size)
         if candidates.size == 0:
-            return skip("empty_view")
+            return skip("empty_view", f"no face of positive area in view ({visible.size} visible faces)")
 
     with _timed(timings, "sampling"):
         rng = frame_rng(cfg.seed, dataset, scene_id, frame.index)
@@ -208,7 +212,9 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         surface_cam = to_cam(surface)
         non_surface = _non_surface(rng, surface_cam, proj, scene, t_wc, cfg)
         if non_surface.shape[0] < cfg.min_non_surface_fraction * cfg.non_surface_points:
-            return skip("too_few_samples")
+            return skip("too_few_samples", f"{non_surface.shape[0]} of {cfg.non_surface_points} non-surface "
+                        f"points found in {cfg.max_rounds} rounds (minimum "
+                        f"{cfg.min_non_surface_fraction:g} of them)")
         ns_points, ns_valid = _padded(non_surface, cfg.non_surface_points)
 
     return FrameSample(

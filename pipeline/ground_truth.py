@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.datasets import get_dataset
+from pipeline.errors import InputError
 from pipeline.formats.ply import read_ply
 
 
@@ -53,7 +54,7 @@ def visible_mesh(dataset: str, root: str | os.PathLike, scene_id: str, visible_f
     vertices, faces = scene_mesh(dataset, root, scene_id)
     ids = np.asarray(visible_faces, dtype=np.int64).ravel()
     if ids.size and (ids.min() < 0 or ids.max() >= len(faces)):
-        raise ValueError(f"ground truth: {dataset} scene {scene_id} under {root} has {len(faces)} faces, "
+        raise InputError(f"ground truth: {dataset} scene {scene_id} under {root} has {len(faces)} faces, "
                          f"but the frame lists face ids up to {int(ids.max())}; the shard was prepared "
                          f"from a different mesh — re-prepare it from this dataset root")
     used, compact = np.unique(faces[ids], return_inverse=True)

@@ -3,7 +3,8 @@
 A manifest is a pandas DataFrame with the columns of :data:`COLUMNS`, written as Parquet (pyarrow).
 ``shard`` is the shard file path relative to the manifest's directory (per-scene manifests) or to
 the merged manifest's directory; ``row`` is the row inside that shard. Skipped frames have
-``status == "skipped"``, an empty ``shard``, ``row == -1`` and a ``reason`` (see :data:`REASONS`).
+``status == "skipped"``, an empty ``shard``, ``row == -1``, a ``reason`` (see :data:`REASONS`) and
+a ``message`` saying what exactly was wrong (e.g. the decoder's complaint about a JPEG payload).
 """
 from __future__ import annotations
 
@@ -15,23 +16,39 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import run_main
+from pipeline.formats.errors import FormatError
 
 COLUMNS: dict[str, str] = {
     "dataset": "string", "scene_id": "string", "frame_index": "int64", "source_file": "string",
     "split": "string", "shard": "string", "row": "int64", "status": "string", "reason": "string",
-    "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64",
+    "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64", "message": "string",
 }
 """Column name → pandas dtype, in file order."""
 
+OPTIONAL_COLUMNS = ("message",)
+"""Columns a manifest written by an earlier version may lack; they read as empty strings."""
+
 REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
 """Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
+
+REASON_HINTS = {
+    "invalid_pose": "the scan's camera tracking failed (non-finite or non-rigid poses); re-export it "
+                    "or leave the scene out",
+    "corrupt_payload": "the images are corrupt or missing; download the scene again",
+    "empty_view": "the frames see no part of the mesh; check that mesh and frames belong together",
+    "too_few_samples": "too few free-space points fit the view; lower prepare.exclusion_distance or "
+                       "check the mesh's scale (metres)",
+}
+"""What to do when a whole scene is skipped for one reason."""
 
 
 def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
     """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "")."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in COLUMNS.items():
-        df[col] = df[col].fillna(-1 if dtype == "int64" else "").astype(dtype)
+        filled = df[col].fillna(-1) if dtype == "int64" else df[col].astype(object).fillna("")
+        df[col] = filled.astype(dtype)
     return df.reset_index(drop=True)
 
 
@@ -54,11 +71,15 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} does not exist; run the prepare job that writes it")
-    df = pd.read_parquet(path, engine="pyarrow")
-    missing = [c for c in COLUMNS if c not in df.columns]
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise FormatError(path, f"not a readable Parquet manifest ({exc}).",
+                          hint="re-run the prepare (or merge) job that writes it.") from exc
+    missing = [c for c in COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
-        raise ValueError(f"manifest {path} lacks columns {missing}: written by another version? "
-                         f"re-run pipeline.prepare for it")
+        raise FormatError(path, f"lacks manifest columns {missing}: written by another version?",
+                          hint="re-run pipeline.prepare for it.")
     return make_manifest(df.to_dict("records"))
 
 
@@ -96,6 +117,31 @@ def skip_summary(df: pd.DataFrame) -> pd.DataFrame:
     out = (df.groupby(["dataset", "split", "status", "reason"], dropna=False).size()
            .rename("frames").reset_index())
     return out.sort_values(["dataset", "split", "status", "reason"]).reset_index(drop=True)
+
+
+def skip_examples(df: pd.DataFrame) -> dict[str, str]:
+    """The first skipped frame of each reason: ``{reason: "frame i (source_file): message"}``."""
+    first = df[df["status"] != "ok"].drop_duplicates("reason").sort_values("reason")
+    return {r.reason: f"frame {r.frame_index} ({r.source_file}): {r.message or 'no message'}"
+            for r in first.itertuples()}
+
+
+def skip_report(df: pd.DataFrame) -> list[str]:
+    """One log line per skip reason: ``reason: N frames, first: frame i (file): message``."""
+    counts = df.loc[df["status"] != "ok", "reason"].value_counts()
+    return [f"{reason}: {counts[reason]} frames, first: {example}"
+            for reason, example in skip_examples(df).items()]
+
+
+def no_frame_message(df: pd.DataFrame) -> str:
+    """Why a scene yielded no frame: the most frequent skip reason, an example message and what to do."""
+    counts = df.loc[df["status"] != "ok", "reason"].value_counts()
+    if counts.empty:
+        return "no frame was selected from the scene's frames"
+    reason = sorted(counts.index, key=lambda r: (-counts[r], r))[0]
+    hint = REASON_HINTS.get(reason, "see the reason's messages in the job log")
+    return (f"no frame could be prepared ({summary_line(df)}); most frequent reason {reason} "
+            f"({counts[reason]} of {len(df)}), e.g. {skip_examples(df)[reason]}. What to do: {hint}")
 
 
 def summary_line(df: pd.DataFrame, seconds: float | None = None) -> str:
@@ -151,4 +197,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main, prog="python -m pipeline.manifest"))

@@ -11,8 +11,12 @@ Output layout (per scene; Snakemake declares the ``done`` file or the directory)
     <out>/<dataset>/<split>/<scene_id>/manifest.parquet   every frame considered (pipeline.manifest)
     <out>/<dataset>/<split>/<scene_id>/done               JSON summary, written last
 
-A job first deletes the scene's ``done`` marker and any previous shards, so an interrupted run never
-looks finished; every file is written atomically (:mod:`pipeline.atomic`). Frames run on a
+A job first takes the scene folder's lock (:mod:`pipeline.locking`: a second job on the same folder
+fails with the first one's PID), then deletes the scene's ``done`` marker, shards and manifest
+*before reading any input*, so neither an interrupted nor a failed rerun ever looks finished; every
+file is written atomically (:mod:`pipeline.atomic`). A scene that yields no frame is an error naming
+the most frequent skip reason with an example; an expected error (bad input, full disk) removes what
+the run had written. Skipped frames keep their message in the manifest, ``done`` and the log. Frames run on a
 ``distributed.LocalCluster`` of N single-threaded worker processes (``--workers``, default 2), on an
 existing cluster (``--dask-scheduler``), or in this process (``--workers 0``). The scene geometry is
 broadcast once to every worker (its Embree BVH is rebuilt lazily there, once per worker). Results are
@@ -33,9 +37,12 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.datasets import DATASETS, scene_source
+from pipeline.datasets import DATASETS, get_dataset, scene_source
+from pipeline.errors import InputError, UserError, run_main
 from pipeline.frames import RawFrame, SceneGeometry, SkippedFrame, prepare_frame
-from pipeline.manifest import make_manifest, summary_line, write_manifest
+from pipeline.locking import exclusive_lock
+from pipeline.manifest import (make_manifest, no_frame_message, skip_examples, skip_report, summary_line,
+                               write_manifest)
 from pipeline.frame_sample import FrameSample
 from pipeline.atomic import PARTIAL, write_text_atomic
 from pipeline.shards import SCHEMA_VERSION, ShardWriter
@@ -50,7 +57,12 @@ def scene_dir(out: str | Path, dataset: str, split: str, scene_id: str) -> Path:
 
     ``out`` is the output root; a path that already ends in ``<dataset>/<split>/<scene_id>`` is taken
     as that scene directory itself (so a workflow may pass either the root or the directory).
+    ``scene_id`` must be one of ``dataset``'s ids (InputError otherwise): it never escapes ``out``.
     """
+    spec = get_dataset(dataset)
+    spec.check_id(scene_id)
+    if split not in spec.splits:
+        raise InputError(f"{spec.title} has no split {split!r} here; its splits are {list(spec.splits)}")
     out = Path(out)
     if out.parts[-3:] == (dataset, split, scene_id):
         return out
@@ -116,11 +128,41 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
     client: a ``distributed.Client`` (frames run on its workers) or None (in this process).
     frame_fn: the per-frame function (``pipeline.frames.prepare_frame``; replaceable in tests).
     timings: if given, accumulates seconds per step over all frames (plus "writing", "total").
+    Raises InputError when no frame yields a row, FolderLocked when another job writes the folder.
     """
-    t0 = time.perf_counter()
     directory = scene_dir(out, source.dataset, source.split, source.scene_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    _clear(directory)
+    return _locked(directory, lambda: source, cfg, opts, client=client, frame_fn=frame_fn,
+                   timings=timings, progress=progress)
+
+
+def prepare_from_root(dataset: str, root: str | Path, scene_id: str, split: str, out: str | Path,
+                      cfg: PrepareConfig, opts: JobOptions, *, client=None, progress: bool = True) -> Path:
+    """The command's job for one scene: like :func:`prepare_scene`, but the dataset's files are read
+    only once the folder is locked and the previous run's ``done``, manifest and shards are gone."""
+    directory = scene_dir(out, dataset, split, get_dataset(dataset).check_id(scene_id, "--scene"))
+    return _locked(directory, lambda: scene_source(dataset, root, scene_id, split, cfg, opts), cfg, opts,
+                   client=client, progress=progress)
+
+
+def _locked(directory: Path, make_source: Callable[[], SceneSource], cfg: PrepareConfig, opts: JobOptions,
+            **kwargs) -> Path:
+    """Lock ``directory``, clear the previous run, then read the source and write the scene; an
+    expected error (bad input, no frame, full disk) removes what this run wrote before it propagates."""
+    with exclusive_lock(directory, "prepared"):
+        directory.mkdir(parents=True, exist_ok=True)
+        _clear(directory)
+        try:
+            return _write_scene(make_source(), directory, cfg, opts, **kwargs)
+        except UserError:
+            _clear(directory)
+            raise
+
+
+def _write_scene(source: SceneSource, directory: Path, cfg: PrepareConfig, opts: JobOptions, *, client,
+                 frame_fn: Callable[..., FrameSample | SkippedFrame] = prepare_frame,
+                 timings: dict | None = None, progress: bool = True) -> Path:
+    """The body of :func:`prepare_scene` once the folder is locked and cleared."""
+    t0 = time.perf_counter()
     geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
                                        cfg.structure_labels)
     face_ids = None if source.dropped_faces == 0 else source.face_ids
@@ -146,7 +188,7 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
                    "frame_index": rec.index if isinstance(rec, SkippedFrame) else rec.frame_index,
                    "source_file": rec.source_file}
             if isinstance(rec, SkippedFrame):
-                row.update(status="skipped", reason=rec.reason, row=-1, shard="")
+                row.update(status="skipped", reason=rec.reason, row=-1, shard="", message=rec.message)
             else:
                 tw = time.perf_counter()
                 shard, r = writer.append(rec)
@@ -162,6 +204,9 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
             bar.update(1)
     bar.close()
     manifest = make_manifest(rows)
+    if not (manifest.status == "ok").any():
+        raise InputError(f"{source.dataset}/{source.split}/{source.scene_id} ({source.mesh_file}): "
+                         f"{no_frame_message(manifest)}")
     write_manifest(manifest, directory / MANIFEST)
     seconds = time.perf_counter() - t0
     if timings is not None:
@@ -169,6 +214,7 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
     summary = {"frames": len(manifest), "ok": int((manifest.status == "ok").sum()),
                "skipped": {str(k): int(v) for k, v in
                            manifest.loc[manifest.status != "ok", "reason"].value_counts().sort_index().items()},
+               "skip_examples": skip_examples(manifest),
                "shards": writer.finished, "dropped_degenerate_faces": int(source.dropped_faces),
                "schema_version": SCHEMA_VERSION}
     write_text_atomic(directory / DONE, json.dumps(summary, indent=1, sort_keys=True) + "\n")
@@ -176,6 +222,8 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
         extra = f", {source.dropped_faces} degenerate faces dropped" if source.dropped_faces else ""
         print(f"{source.dataset}/{source.split}/{source.scene_id}: "
               f"{summary_line(manifest, seconds)}{extra}", file=sys.stderr)
+        for line in skip_report(manifest):
+            print(f"  skipped {line}", file=sys.stderr)
     return directory
 
 
@@ -215,7 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--compression")
     a = ap.parse_args(argv)
     section, scheduler = load_prepare_file(a.config) if a.config else ({}, None)
-    section.update(json.loads(a.options) if a.options else {})
+    try:
+        section.update(json.loads(a.options) if a.options else {})
+    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"--options: expected the prepare section as a JSON object, found {a.options!r} "
+                         f"({exc})") from exc
     section.update({k: v for k, v in {"frames_per_shard": a.frames_per_shard, "frame_stride": a.frame_stride,
                                       "seed": a.seed, "compression": a.compression}.items() if v is not None})
     cfg, opts = load_prepare_section(section, a.config or "--options")
@@ -225,8 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = make_client(a.workers, scheduler)
     try:
         for scene_id in a.scene:
-            prepare_scene(scene_source(a.dataset, a.root, scene_id, a.split, cfg, opts), a.out, cfg, opts,
-                          client=client)
+            prepare_from_root(a.dataset, a.root, scene_id, a.split, a.out, cfg, opts, client=client)
     finally:
         if client is not None:
             cluster = client.cluster
@@ -237,4 +288,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m pipeline.prepare"))

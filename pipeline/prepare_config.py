@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
+
 RUNTIME_FIELDS = ("raycast_threads", "window_per_worker")
 """Fields the job sets for itself; not config keys."""
 
 
-class PrepareConfigError(ValueError):
+class PrepareConfigError(UserError, ValueError):
     """The ``prepare`` section names an unknown key or has an invalid value."""
 
 

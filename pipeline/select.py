@@ -2,6 +2,8 @@
 
 - ScanNet train/val: every ``stride``-th frame of the ``.sens`` file (stride 1 = all); frames with an
   invalid pose among them are *considered* and recorded as skipped ("invalid_pose").
+- A *valid* pose is one the per-frame step accepts (``pipeline.geometry.camera.pose_is_valid``:
+  finite and rigid), so a selected test frame is never skipped for its pose.
 - ScanNet test: ``n`` frames evenly spaced among the frames with a valid pose (SPEC §5):
   positions ``round(linspace(0, n_valid − 1, n))`` of the valid-frame list, so the first and last
   valid frames are always included; every valid frame when there are fewer than ``n``.
@@ -17,13 +19,15 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.geometry.camera import pose_is_valid
+
 MAX_PITCH_DEG = 15.0
 
 
 def valid_pose_mask(poses: np.ndarray) -> np.ndarray:
-    """(N,) bool: pose (N, 4, 4) is finite everywhere (ScanNet writes −inf for lost tracking)."""
-    poses = np.asarray(poses)
-    return np.isfinite(poses.reshape(poses.shape[0], -1)).all(axis=1)
+    """(N,) bool: pose (N, 4, 4) passes ``pose_is_valid`` (finite and rigid; ScanNet writes −inf
+    for lost tracking, a broken export may write zeros)."""
+    return np.array([pose_is_valid(p) for p in np.asarray(poses)], dtype=bool)
 
 
 def evenly_spaced(candidates: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
@@ -45,7 +49,7 @@ def select_scannet_frames(valid: np.ndarray, split: str, *, stride: int = 1,
     """Frame indices to consider for a ScanNet scene.
 
     Args:
-        valid: (N,) bool, frame i has a finite pose.
+        valid: (N,) bool, frame i has a valid pose (:func:`valid_pose_mask`).
         split: "train", "val" or "test".
         stride: train/val keep frames 0, stride, 2·stride, … (valid or not; invalid ones are later
             recorded as skipped with reason "invalid_pose").
@@ -84,6 +88,6 @@ def select_matterport_cameras(poses: Sequence[np.ndarray], n: int = 10, *,
     for i, pose in enumerate(poses):
         if len(chosen) == n:
             break
-        if np.isfinite(pose).all() and camera_pitch_deg(pose) <= max_pitch_deg:
+        if pose_is_valid(pose) and camera_pitch_deg(pose) <= max_pitch_deg:
             chosen.append(i)
     return np.asarray(chosen, dtype=np.int64)

@@ -39,6 +39,10 @@ Design decisions (why):
   vlen dataset, whose heap HDF5 cannot compress.
 - Rows of the open shard are buffered in memory (bounded by ``frames_per_shard``) and written with
   one h5py call per dataset when the shard is full: per-row calls made writing ~3× slower.
+- A full disk is an error that names the folder and the bytes needed, not a crash inside HDF5: the
+  free space is checked before each shard is written (estimated from the previous shard's bytes per
+  row; the first shard is not pre-checked), a write that fails for lack of space is caught, and the
+  partial file is removed (:class:`pipeline.errors.DiskFullError`).
 - Byte-identical re-runs: object creation/modification times are disabled for every dataset and
   group (``track_times`` / ``obj_track_times``), the file format bounds are pinned
   (:data:`LIBVER`), and datasets are created in a fixed order. A shard is written to a temporary
@@ -47,7 +51,9 @@ Design decisions (why):
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -57,6 +63,7 @@ import hdf5plugin
 import numpy as np
 
 from pipeline.atomic import PARTIAL, atomic_path
+from pipeline.errors import DiskFullError, UserError
 from pipeline.frame_sample import FrameSample
 
 SCHEMA_VERSION = 1
@@ -176,10 +183,26 @@ class _OpenShard:
         self.faces.append(np.diff(faces, prepend=0).astype(np.int32))
         return self.n - 1
 
-    def finish(self) -> None:
-        """Write every buffered row to ``self.path`` atomically (temporary sibling, then rename)."""
-        with atomic_path(self.path) as tmp:
-            self._write(tmp)
+    def finish(self, bytes_per_row: float | None = None) -> None:
+        """Write every buffered row to ``self.path`` atomically (temporary sibling, then rename).
+
+        ``bytes_per_row``: the previous shard's size per row; with it, a disk whose free space is
+        below 1.25× the estimated size refuses the shard before HDF5 starts writing. A write that
+        fails for lack of space (ENOSPC/EDQUOT) is turned into :class:`DiskFullError`; the temporary
+        file is removed either way.
+        """
+        folder = self.path.parent
+        need = int(1.25 * bytes_per_row * self.n) if bytes_per_row else None
+        if need is not None and shutil.disk_usage(folder).free < need:
+            raise _disk_full(self.path, need, shutil.disk_usage(folder).free)
+        try:
+            with atomic_path(self.path) as tmp:
+                self._write(tmp)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) or "No space left" in str(exc):
+                raw = sum(np.asarray(rows[0]).nbytes * len(rows) for rows in self.rows.values() if rows)
+                raise _disk_full(self.path, need or raw, shutil.disk_usage(folder).free) from exc
+            raise
 
     def _write(self, path: Path) -> None:
         filt = _filter_kwargs(self.compression)
@@ -213,6 +236,12 @@ class _OpenShard:
         self.rows.clear()
 
 
+def _disk_full(path: Path, need: int, free: int) -> DiskFullError:
+    return DiskFullError(errno.ENOSPC, f"{path.parent}: not enough free space to write {path.name}: about "
+                         f"{need} bytes needed, {free} free. What to do: free space on that disk (or "
+                         f"write the output elsewhere) and rerun the job; it starts the scene over")
+
+
 class ShardWriter:
     """Append :class:`FrameSample` rows to ``shard_00000.h5``, ``shard_00001.h5``, … in ``out_dir``.
 
@@ -241,6 +270,7 @@ class ShardWriter:
         self.layout, self.attrs = layout, dict(attrs or {})
         self.finished: list[str] = []
         self._open: _OpenShard | None = None
+        self._bytes_per_row: float | None = None  # of the last finished shard: the space estimate
 
     def append(self, sample: FrameSample) -> tuple[str, int]:
         """Write one frame; returns (shard file name relative to ``out_dir``, row in that shard)."""
@@ -257,7 +287,8 @@ class ShardWriter:
 
     def _finish(self) -> None:
         assert self._open is not None
-        self._open.finish()
+        self._open.finish(self._bytes_per_row)
+        self._bytes_per_row = self._open.path.stat().st_size / max(self._open.n, 1)
         self.finished.append(self._open.path.name)
         self._open = None
 
@@ -283,7 +314,7 @@ class ShardWriter:
             self.abort()
 
 
-class SchemaError(RuntimeError):
+class SchemaError(UserError, RuntimeError):
     """A shard file does not match this code's schema (version or layout)."""
 
 

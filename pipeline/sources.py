@@ -9,7 +9,6 @@ full virtual resolution; intrinsics are scaled to the decoded size.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,16 +16,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image
 
 from pipeline.formats import matterport as mp
 from pipeline.formats import scannet as sn
-from pipeline.formats.errors import FormatError
-from pipeline.formats.images import decode_color
+from pipeline.formats.errors import FormatError, require_file
+from pipeline.formats.images import decode_color, image_size
 from pipeline.formats.sens import SensReader
 from pipeline.frames import RawFrame, SkippedFrame
-from pipeline.geometry.camera import scale_intrinsics
-from pipeline.select import select_matterport_cameras, select_scannet_frames
+from pipeline.geometry.camera import pose_problem, scale_intrinsics
+from pipeline.select import select_matterport_cameras, select_scannet_frames, valid_pose_mask
 
 
 @dataclass
@@ -73,6 +71,10 @@ def check_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray,
     area2 = np.linalg.norm(np.cross(b - a, c - a), axis=1)
     keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2]) & (area2 > 0)
     ids = np.flatnonzero(keep).astype(np.int64)
+    if ids.size == 0:  # nothing to render or sample: every frame would be skipped as empty_view
+        raise FormatError(path, f"the mesh has no face of positive area ({len(f)} faces, all "
+                          "degenerate or none).", field="face",
+                          hint="the mesh file is corrupt or empty; re-download it.")
     labels = None if face_labels is None else np.asarray(face_labels)[keep]
     return f[keep].astype(np.int32), labels, ids
 
@@ -100,7 +102,13 @@ def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride:
                           f"uses the structure classes), found none.", hint="download the labels ply.")
     faces, labels, ids = check_mesh(paths.mesh, mesh.vertices, mesh.faces, mesh.face_labels)
     with SensReader(paths.sens) as r:
-        frames = select_scannet_frames(r.valid_pose_mask, split, stride=stride, test_frames=test_frames)
+        valid = valid_pose_mask(r.poses)
+    if valid.size == 0 or (split == "test" and not valid.any()):
+        raise FormatError(paths.sens, f"no frame to prepare: the file holds {valid.size} frames, "
+                          f"{int(valid.sum())} with a valid pose.", field="num_frames",
+                          hint="the scan is empty or its tracking failed throughout; re-export it "
+                          "or remove the scene from the split list.")
+    frames = select_scannet_frames(valid, split, stride=stride, test_frames=test_frames)
     rel = os.path.relpath(paths.sens, root)
 
     def read() -> Iterator[RawFrame | SkippedFrame]:
@@ -110,13 +118,13 @@ def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride:
             draft = color_draft(hdr.color_size, k_c, width, height, focal)
             for i in frames:
                 i = int(i)
-                if not r.valid_pose_mask[i]:  # no need to decode a frame that cannot be used
-                    yield SkippedFrame(i, rel, "invalid_pose")
+                if not valid[i]:  # no need to decode a frame that cannot be used
+                    yield SkippedFrame(i, rel, "invalid_pose", pose_problem(r.poses[i]) or "")
                     continue
                 try:
                     fr = r.read_frame(i, color_draft=draft)
-                except FormatError:
-                    yield SkippedFrame(i, rel, "corrupt_payload")
+                except FormatError as exc:
+                    yield SkippedFrame(i, rel, "corrupt_payload", exc.detail)
                     continue
                 yield RawFrame(i, rel, fr.camera_to_world, fr.color,
                                scale_intrinsics(k_c, hdr.color_size, fr.color.shape), fr.depth,
@@ -124,6 +132,25 @@ def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride:
 
     return SceneSource("scannet", scene_id, split, str(paths.mesh), mesh.vertices, faces, labels,
                        ids, len(mesh.faces) - len(faces), frames, read)
+
+
+def _matterport_images(color_path: Path, depth_path: Path, k: np.ndarray,
+                       camera: tuple[int, int, float]) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    """(colour at its draft scale, the JPEG's full (W, H), depth metres) of one Matterport camera.
+
+    FormatError naming the missing or bad file; the depth PNG must have the colour image's full
+    size, since both use the scan's one intrinsics matrix.
+    """
+    require_file(color_path, "a Matterport colour JPEG", "download the house's undistorted_color_images again.")
+    data = color_path.read_bytes()
+    size = image_size(data, path=color_path)  # header only, to pick the draft scale
+    color = decode_color(data, path=color_path, draft=color_draft(size, k, *camera), expected="JPEG")
+    depth = mp.read_depth_png(depth_path)
+    if depth.shape[::-1] != size:
+        raise FormatError(depth_path, f"depth image is {depth.shape[1]}x{depth.shape[0]}, its colour "
+                          f"image {color_path.name} is {size[0]}x{size[1]}; both use one intrinsics "
+                          "matrix.", field="size", hint="the house's images are mixed up; unzip them again.")
+    return color, size, depth
 
 
 def matterport_scene(root: str | os.PathLike, house_id: str, split: str = "test", *,
@@ -137,20 +164,22 @@ def matterport_scene(root: str | os.PathLike, house_id: str, split: str = "test"
     cams = house.cameras
     chosen = select_matterport_cameras([c.camera_to_world for c in cams], n_frames,
                                        max_pitch_deg=max_pitch_deg)
+    if chosen.size == 0:
+        raise FormatError(house.paths.conf, f"no camera to prepare: none of its {len(cams)} cameras "
+                          f"has a valid pose pitched at most {max_pitch_deg:g} degrees up.",
+                          field="scan", hint="the camera file is empty or corrupt; download the house again.")
 
     def read() -> Iterator[RawFrame | SkippedFrame]:
         for pos in chosen:
             cam = cams[int(pos)]
             color_path, depth_path = house.paths.color_path(cam), house.paths.depth_path(cam)
             rel = os.path.relpath(color_path, root)
+            k = np.asarray(cam.intrinsics, dtype=np.float64)
             try:
-                data = color_path.read_bytes()
-                k = np.asarray(cam.intrinsics, dtype=np.float64)
-                size = Image.open(io.BytesIO(data)).size  # header only, to pick the draft scale
-                color = decode_color(data, path=color_path, draft=color_draft(size, k, width, height, focal))
-                depth = mp.read_depth_png(depth_path)
-            except (FormatError, OSError):
-                yield SkippedFrame(cam.index, rel, "corrupt_payload")
+                color, size, depth = _matterport_images(color_path, depth_path, k, (width, height, focal))
+            except FormatError as exc:  # names the file that is missing or bad, colour or depth
+                yield SkippedFrame(cam.index, rel, "corrupt_payload",
+                                   f"{os.path.relpath(exc.path, root)}: {exc.detail}")
                 continue
             yield RawFrame(cam.index, rel, cam.camera_to_world, color, scale_intrinsics(k, size, color.shape),
                            depth, k.copy())  # Matterport depth and colour share intrinsics and size

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.datasets import get_dataset
+from pipeline.errors import InputError
 from pipeline.ground_truth import visible_mesh
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
@@ -75,7 +77,7 @@ class EvalFrame:
     def gt_box(self) -> tuple[np.ndarray, np.ndarray]:
         """(3,) min and max, camera frame, metres, of the ground-truth visible mesh (the grid box)."""
         if len(self.gt_vertices) == 0:
-            raise ValueError(f"{self.ref.name} ({self.ref.shard} row {self.ref.row}) has no visible "
+            raise InputError(f"{self.ref.name} ({self.ref.shard} row {self.ref.row}) has no visible "
                              f"faces, so no evaluation box; re-prepare the scene")
         return self.gt_vertices.min(axis=0), self.gt_vertices.max(axis=0)
 
@@ -83,14 +85,18 @@ class EvalFrame:
 def list_test_frames(manifest: str | os.PathLike, dataset: str, root: str | os.PathLike) -> list[FrameRef]:
     """The ``ok`` frames of ``dataset`` in a merged test manifest, in manifest order.
 
-    ``root`` is that dataset's root folder (the ground-truth meshes are read from it). Raises a
-    ValueError naming the manifest when it holds no usable frame of ``dataset``.
+    ``root`` is that dataset's root folder (the ground-truth meshes are read from it). Raises an
+    InputError (a ValueError) naming the manifest when it holds no usable frame of ``dataset`` or a
+    scene id that is not one of ``dataset``'s ids (ids become folder names of predictions).
     """
     path = Path(manifest)
+    spec = get_dataset(dataset)
     table = read_manifest(path)
     table = table[(table["status"] == "ok") & (table["dataset"] == dataset)]
+    for scene_id in table["scene_id"].unique():
+        spec.check_id(scene_id, where=str(path))
     if table.empty:
-        raise ValueError(f"{path}: no frame of dataset {dataset!r} with status 'ok'; check that the "
+        raise InputError(f"{path}: no frame of dataset {dataset!r} with status 'ok'; check that the "
                          f"manifest is {dataset}'s prepared test manifest (and the prepare logs for "
                          f"skip reasons)")
     base = path.parent
@@ -113,7 +119,7 @@ def read_test_frame(ref: FrameRef, reader: ShardReader | None = None) -> EvalFra
         if own:
             reader.close()
     if (rec["scene_id"], rec["frame_index"]) != (ref.scene_id, ref.frame_index):
-        raise ValueError(f"the manifest says {ref.shard} row {ref.row} is {ref.scene_id} frame "
+        raise InputError(f"the manifest says {ref.shard} row {ref.row} is {ref.scene_id} frame "
                          f"{ref.frame_index}, the shard holds {rec['scene_id']} frame "
                          f"{rec['frame_index']}; re-merge the manifest (python -m pipeline.manifest merge)")
     world_to_camera = rec["world_to_camera"].astype(np.float64)

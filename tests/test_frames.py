@@ -199,11 +199,17 @@ def test_skip_reasons(scene):
     bad = camera_pose()
     bad[0, 0] = -np.inf
     kw = dict(dataset="scannet", scene_id="s0", split="train")
-    assert prepare_frame(scene, raw_frame(bad), CFG, **kw) == SkippedFrame(3, "scene/x.sens", "invalid_pose")
+    assert prepare_frame(scene, raw_frame(bad), CFG, **kw) == SkippedFrame(
+        3, "scene/x.sens", "invalid_pose", "pose has non-finite entries (lost tracking)")
+    squashed = camera_pose()
+    squashed[:3, :3] *= 0.5  # finite but not rigid: the message says what is wrong with it
+    assert "not rigid" in prepare_frame(scene, raw_frame(squashed), CFG, **kw).message
     outside = camera_pose(yaw_deg=180.0, pitch_deg=0.0, centre=(0.0, 0.0, -3.0))  # outside, looking away
-    assert prepare_frame(scene, raw_frame(outside), CFG, **kw).reason == "empty_view"
+    skipped = prepare_frame(scene, raw_frame(outside), CFG, **kw)
+    assert skipped.reason == "empty_view" and skipped.message
     huge = replace(CFG, exclusion_distance=20.0)
-    assert prepare_frame(scene, raw_frame(camera_pose()), huge, **kw).reason == "too_few_samples"
+    skipped = prepare_frame(scene, raw_frame(camera_pose()), huge, **kw)
+    assert skipped.reason == "too_few_samples" and f"of {CFG.non_surface_points} non-surface" in skipped.message
 
 
 def test_scene_rejects_nan_vertices():

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 
+from pipeline.errors import UserError
 
-class FormatError(ValueError):
+
+class FormatError(UserError, ValueError):
     """Bad on-disk input.
 
     The message names the file, the byte offset or field, what was expected, what was found, and
@@ -35,16 +37,21 @@ class FormatError(ValueError):
         self.offset = offset
         self.field = field
         self.hint = hint
-        where = []
-        if offset is not None:
-            where.append(f"byte {offset}")
-        if field is not None:
-            where.append(f"field '{field}'")
-        location = f" ({', '.join(where)})" if where else ""
-        message = f"{self.path}{location}: {problem}"
+        message = f"{self.path}{f' ({self._where})' if self._where else ''}: {problem}"
         if hint:
             message += f" What to do: {hint}"
         super().__init__(message)
+
+    @property
+    def _where(self) -> str:
+        return ", ".join(([f"byte {self.offset}"] if self.offset is not None else [])
+                         + ([f"field '{self.field}'"] if self.field is not None else []))
+
+    @property
+    def detail(self) -> str:
+        """The problem and where in the file, without the path and the hint: what a manifest row
+        whose ``source_file`` already names the file records as a skipped frame's message."""
+        return f"{self._where}: {self.problem}" if self._where else self.problem
 
     def __reduce__(self):  # keep the keyword arguments when pickled (dask / multiprocessing workers)
         return (_rebuild, (self.path, self.problem, self.offset, self.field, self.hint))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from pipeline.errors import name_problem
 
 from .errors import FormatError, require_file
 from .images import decode_png16, encode_png16
@@ -37,6 +38,8 @@ DEPTH_SCALE = 4000.0  # PNG units per metre (0.25 mm per unit)
 _MP_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # self-inverse
 _COLOR_NAME = re.compile(r"^(?P<pano>.+)_i(?P<cam>\d+)_(?P<yaw>\d+)\.jpg$")
 _HOUSE_PARTS = ("house_segmentations", "undistorted_camera_parameters")
+HOUSE_ID_PATTERN = r"[A-Za-z0-9]{11}"
+"""A Matterport3D house id: 11 letters and digits, e.g. ``17DRP5sb8fy``; ids become folder names."""
 _HINT_DOWNLOAD = ("download the house with Matterport's download_mp.py and unzip its "
                   "house_segmentations and undistorted_* zips inside the root, or generate a "
                   "synthetic root with `dgs-synth` (see docs/formats.md).")
@@ -100,13 +103,24 @@ def category_mapping_path(root: str | os.PathLike) -> Path:
 
 def list_houses(root: str | os.PathLike) -> list[str]:
     """Sorted ids of the folders in `root` that hold a house (a house_segmentations or
-    undistorted_camera_parameters folder)."""
+    undistorted_camera_parameters folder).
+
+    A house folder whose name is not a house id (:data:`HOUSE_ID_PATTERN`) is a FormatError naming
+    it: house ids become folder names and command-line arguments downstream.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FormatError(root, "expected a Matterport3D root folder, found nothing.",
                           hint=_HINT_DOWNLOAD)
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and any((p / part).is_dir() for part in _HOUSE_PARTS))
+    houses = sorted(p.name for p in root.iterdir()
+                    if p.is_dir() and any((p / part).is_dir() for part in _HOUSE_PARTS))
+    for name in houses:
+        problem = name_problem(name, HOUSE_ID_PATTERN)
+        if problem:
+            raise FormatError(root / name, f"a house folder must be named by its house id, found "
+                              f"{problem}.", field="house_id", hint="rename the folder to its "
+                              "11-character house id, or move it out of the dataset root.")
+    return houses
 
 
 # -- cameras ----------------------------------------------------------------------------------------
@@ -139,6 +153,9 @@ def read_conf(path: str | os.PathLike) -> list[MatterportCamera]:
                 m = _COLOR_NAME.match(args[1])
                 if m is None:
                     raise fail(f"color file {args[1]!r} is not named <pano>_i<cam>_<yaw>.jpg.")
+                bad = [p for p in map(name_problem, args[:2]) if p]
+                if bad:  # the names are joined to the image folders: no path may escape them
+                    raise fail(f"image file names must be plain names, found {bad[0]}.")
                 pose = np.array([float(a) for a in args[2:]]).reshape(4, 4) @ _MP_TO_OPENCV
                 cameras.append(MatterportCamera(
                     len(cameras), m["pano"], int(m["cam"]), int(m["yaw"]), args[0], args[1],
@@ -190,7 +207,24 @@ def read_category_mapping(path: str | os.PathLike) -> pd.DataFrame:
         raise FormatError(path, f"expected columns index and nyu40id, missing {missing} (found "
                           f"{list(table.columns)}).", field="header",
                           hint="use Matterport's metadata/category_mapping.tsv.")
+    _mapping_columns(table, path)
     return table
+
+
+def _mapping_columns(mapping: pd.DataFrame, path) -> tuple[np.ndarray, np.ndarray]:
+    """(index, nyu40id) of a category mapping as int64, range-checked: index an integer >= 0,
+    nyu40id an integer in 0..40 or empty (-> 0). FormatError naming ``path`` and the data row."""
+    index = pd.to_numeric(mapping["index"], errors="coerce")
+    nyu = pd.to_numeric(mapping["nyu40id"], errors="coerce")
+    for name, col, bad in (("index", index, index.isna() | (index < 0) | (index != index.round())),
+                           ("nyu40id", nyu, nyu.notna() & (~nyu.between(0, 40) | (nyu != nyu.round())))):
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            allowed = "an integer >= 0" if name == "index" else "an integer in 0..40 (or empty)"
+            raise FormatError(path, f"{name} must be {allowed}, found '{mapping[name].iloc[row]}' in "
+                              f"data row {row + 1}.", field=name,
+                              hint="the table is corrupt; download metadata/category_mapping.tsv again.")
+    return index.to_numpy(np.int64), nyu.fillna(0).to_numpy(np.int64)
 
 
 def write_category_mapping(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -206,15 +240,14 @@ def write_category_mapping(path: str | os.PathLike, rows: list[dict]) -> None:
 
 def category_to_nyu40(category_ids: np.ndarray, mapping: pd.DataFrame, *, path="") -> np.ndarray:
     """(F,) category ids (mapping's `index`) -> (F,) uint8 NYU40 ids; ids <= 0 and rows whose
-    nyu40id is empty -> 0 (unlabelled). FormatError for ids missing from the mapping."""
-    index = mapping["index"].to_numpy(np.int64)
-    nyu = pd.to_numeric(mapping["nyu40id"], errors="coerce").fillna(0).to_numpy(np.int64)
-    lut = np.full(max(int(index.max(initial=0)), int(category_ids.max(initial=0))) + 1, -1,
-                  np.int64)
+    nyu40id is empty -> 0 (unlabelled). FormatError for ids missing from the mapping and for a
+    mapping whose nyu40id lies outside 0..40 (it would wrap around in uint8)."""
+    index, nyu = _mapping_columns(mapping, path)
+    lut = np.full(int(index.max(initial=0)) + 1, -1, np.int64)
     lut[index] = nyu
     lut[0] = 0 if lut[0] < 0 else lut[0]
     ids = np.where(category_ids < 0, 0, category_ids)
-    out = lut[ids]
+    out = np.where(ids < lut.size, lut[np.minimum(ids, lut.size - 1)], -1)
     if (out < 0).any():
         bad = int(ids[out < 0][0])
         raise FormatError(path, f"face category_id {bad} is not an index of the category "

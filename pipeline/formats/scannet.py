@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.errors import name_problem
 
 from .errors import FormatError
 from .ply import read_ply
@@ -38,6 +39,8 @@ LABEL_TABLE_COLUMNS: list[str] = [
     "wnsynsetkey", "mpcat40", "mpcat40index"]
 _LABEL_TABLE_REQUIRED = ("id", "raw_category", "category", "nyu40id")
 SPLITS = ("train", "val", "test")
+SCENE_ID_PATTERN = r"scene\d{4}_\d{2}"
+"""A ScanNet scene id, e.g. ``scene0000_00`` (scan 0000, its first rescan); ids become folder names."""
 _HINT_DOWNLOAD = ("download it with ScanNet's download-scannet.py into the dataset root, or "
                   "generate a synthetic root with `dgs-synth` (see docs/formats.md).")
 
@@ -106,12 +109,31 @@ def split_path(root: str | os.PathLike, split: str) -> Path:
 
 
 def read_split(root: str | os.PathLike, split: str) -> list[str]:
-    """Scene ids of a split list, in file order (blank lines ignored)."""
+    """Scene ids of a split list, in file order (blank lines ignored).
+
+    Every id must match :data:`SCENE_ID_PATTERN` (ids become folder names and command-line
+    arguments); FormatError naming the file and line otherwise.
+    """
     p = split_path(root, split)
     if not p.is_file():
         raise FormatError(p, f"expected the ScanNet {split} split list, found nothing.",
                           hint=_HINT_DOWNLOAD)
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise FormatError(p, f"not a UTF-8 text file ({exc}).", offset=exc.start,
+                          hint="use the split list from ScanNet's Tasks/Benchmark folder.") from exc
+    ids = []
+    for lineno, line in enumerate(lines, 1):
+        scene = line.strip()
+        problem = name_problem(scene, SCENE_ID_PATTERN) if scene else None
+        if problem:
+            raise FormatError(p, f"expected one ScanNet scene id per line, found {problem}.",
+                              field=f"line {lineno}", hint="fix or remove that line (ids look like "
+                              "scene0000_00).")
+        if scene:
+            ids.append(scene)
+    return ids
 
 
 def write_split(root: str | os.PathLike, split: str, scene_ids: list[str]) -> None:
@@ -197,12 +219,24 @@ def read_scene_mesh(paths: ScanNetScenePaths, *, with_labels: bool = True) -> La
 
 
 def _check_same_geometry(paths, v0, f0, v1, f1) -> None:
+    """FormatError unless both files hold the same finite vertices and the same faces.
+
+    Non-finite vertices are reported first, naming the file that has them: NaN ≠ NaN would
+    otherwise read as "geometry differs" between two files that agree.
+    """
+    for path, v in ((paths.mesh, v0), (paths.labels_mesh, v1)):
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            raise FormatError(path, f"{int(bad.sum())} of {len(v)} vertices are NaN/inf (first at "
+                              f"vertex {int(np.flatnonzero(bad)[0])}).", field="vertex",
+                              hint="the mesh is corrupt; download the scene again (or remove it "
+                              "from the split list).")
     problem = None
     if v0.shape != v1.shape:
         problem = f"{len(v0)} vertices in the mesh, {len(v1)} in the labels ply"
     elif f0.shape != f1.shape:
         problem = f"{len(f0)} faces in the mesh, {len(f1)} in the labels ply"
-    elif not np.array_equal(v0, v1):
+    elif not np.array_equal(v0, v1):  # both finite here, so != is exact
         i = int(np.flatnonzero((v0 != v1).any(1))[0])
         problem = f"vertex {i} differs: {v0[i].tolist()} vs {v1[i].tolist()}"
     elif not np.array_equal(f0, f1):
@@ -230,7 +264,12 @@ def check_layout(root: str | os.PathLike) -> list[str]:
         if not split_path(root, split).is_file():
             problems.append(f"missing split list {split_path(root, split)}; {_HINT_DOWNLOAD}")
             continue
-        for scene in read_split(root, split):
+        try:
+            scenes = read_split(root, split)
+        except FormatError as exc:  # a line that is not a scene id
+            problems.append(str(exc))
+            continue
+        for scene in scenes:
             p = scene_paths(root, scene, test=(split == "test"))
             if not p.directory.is_dir():
                 problems.append(f"{split} scene {scene}: missing folder {p.directory}")

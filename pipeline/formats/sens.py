@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import sens_layout as L
 from .errors import FormatError
-from .images import decode_color
+from .images import decode_color, draft_size, image_kind, image_size
 from .sens_writer import SensWriter  # noqa: F401  (re-exported: one module per format for users)
 
 __all__ = ["SensHeader", "SensFrame", "SensReader", "SensWriter"]
@@ -74,6 +74,10 @@ def _read_exact(f, n: int, path, offset: int, what: str, hint: str) -> bytes:
     return data
 
 
+DECODABLE_DEPTH = ("raw_ushort", "zlib_ushort")
+"""Depth codecs the reader decodes; a header naming another one (OCCI) is refused when opened."""
+_COLOR_KIND = {"jpeg": "JPEG", "png": "PNG", "raw": None}  # header codec -> payload signature
+
 _HINT_TRUNCATED = ("the file is incomplete (interrupted download or copy); download it again and "
                    "compare its size with the source.")
 
@@ -106,6 +110,12 @@ def _parse_header(f, path) -> tuple[SensHeader, int]:
             raise FormatError(path, f"unknown compression code {values[field]} (known: {known}).",
                               offset=at, field=field, hint="the header is corrupt or the file was "
                               "written by an unsupported tool; re-export it.")
+    depth_codec = L.DEPTH_COMPRESSION[values["depth_compression"]]
+    if depth_codec not in DECODABLE_DEPTH:  # refused once here, not as "every frame corrupt"
+        raise FormatError(path, f"depth compression {depth_codec!r} is not supported (this reader "
+                          f"decodes {', '.join(DECODABLE_DEPTH)}).", offset=pos + 4,
+                          field="depth_compression",
+                          hint="convert the file with ScanNet's tools to zlib depth.")
     header = SensHeader(
         version=version, sensor_name=name.decode("utf-8", errors="replace"),
         color_intrinsics=mats[0], color_extrinsics=mats[1],
@@ -144,6 +154,7 @@ class SensReader:
             with open(self.path, "rb", buffering=1 << 16) as f:
                 self.header, first = _parse_header(f, self.path)
                 self._index(f, first)
+            self._check_codecs()
         except BaseException:
             os.close(self._fd)
             raise
@@ -181,6 +192,43 @@ class SensReader:
         self.color_nbytes = meta[:, 2].astype(np.int64)
         self.depth_nbytes = meta[:, 3].astype(np.int64)
         self.color_offsets = offsets
+
+    def _check_codecs(self) -> None:
+        """Refuse, once, a file whose payloads are not what its header says.
+
+        The first frame with a colour payload must be of the header's colour codec at the header's
+        size, and the first depth payload must not be positively another codec (zlib vs raw).
+        Payloads that are merely damaged are left to the per-frame decode (``corrupt_payload``).
+        """
+        h = self.header
+        for i in np.flatnonzero(self.color_nbytes > 0)[:1]:
+            data = self._pread(int(self.color_nbytes[i]), int(self.color_offsets[i]))
+            kind, want = image_kind(data), _COLOR_KIND[h.color_compression]
+            if kind is not None and kind != want:
+                raise FormatError(self.path, f"the header says colour compression "
+                                  f"{h.color_compression!r}, but frame {i}'s payload is {kind} data.",
+                                  field="color_compression", hint="the header is wrong or the file "
+                                  "was written by an unsupported tool; re-export it.")
+            if kind is not None and image_size(data, path=self.path) != h.color_size:
+                found = "x".join(map(str, image_size(data, path=self.path)))
+                raise FormatError(self.path, f"the header says colour frames are "
+                                  f"{h.color_size[0]}x{h.color_size[1]}, but frame {i}'s {kind} is "
+                                  f"{found}.", field="color_width/height", hint="the header is "
+                                  "wrong; re-export the file (intrinsics would not fit the images).")
+        for i in np.flatnonzero(self.depth_nbytes > 0)[:1]:
+            data = self._pread(int(self.depth_nbytes[i]), int(self.color_offsets[i] + self.color_nbytes[i]))
+            raw_size = h.depth_size[0] * h.depth_size[1] * 2
+            zlib_like = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            if h.depth_compression == "zlib_ushort" and len(data) == raw_size and not zlib_like:
+                found = "raw uint16 data"
+            elif h.depth_compression == "raw_ushort" and len(data) != raw_size and zlib_like:
+                found = "zlib data"
+            else:
+                continue
+            raise FormatError(self.path, f"the header says depth compression "
+                              f"{h.depth_compression!r}, but frame {i}'s payload is {found}.",
+                              field="depth_compression", hint="the header is wrong or the file was "
+                              "written by an unsupported tool; re-export it.")
 
     # -- life cycle -------------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -249,29 +297,34 @@ class SensReader:
     def _decode_color(self, i: int, data: bytes, draft) -> np.ndarray:
         w, h = self.header.color_size
         offset = int(self.color_offsets[i])
-        if self.header.color_compression == "raw":
+        kind = _COLOR_KIND[self.header.color_compression]
+        if kind is None:
             if len(data) != w * h * 3:
                 raise FormatError(self.path, f"raw color of frame {i}: expected {w * h * 3} bytes "
                                   f"({w}x{h}x3), found {len(data)}.", offset=offset,
                                   field="color", hint="the file is corrupt; re-export it.")
             return np.frombuffer(data, np.uint8).reshape(h, w, 3).copy()
-        return decode_color(data, path=self.path, offset=offset, draft=draft)
+        draft = draft if kind == "JPEG" else None
+        rgb = decode_color(data, path=self.path, offset=offset, draft=draft, expected=kind)
+        want = draft_size((w, h), draft)
+        if rgb.shape[:2] != (want[1], want[0]):  # never rescale intrinsics to a wrong-sized image
+            raise FormatError(self.path, f"color of frame {i} decoded to {rgb.shape[1]}x"
+                              f"{rgb.shape[0]}, the header says {w}x{h} (expected {want[0]}x"
+                              f"{want[1]} at this draft scale).", offset=offset, field="color",
+                              hint="the frame does not belong to this file; re-export it.")
+        return rgb
 
     def _decode_depth_raw(self, i: int, data: bytes) -> np.ndarray:
         w, h = self.header.depth_size
         offset = int(self.color_offsets[i] + self.color_nbytes[i])
         kind = self.header.depth_compression
-        if kind == "zlib_ushort":
+        if kind == "zlib_ushort":  # else raw_ushort: the header admits no other (DECODABLE_DEPTH)
             try:
                 data = zlib.decompress(data)
             except zlib.error as exc:
                 raise FormatError(self.path, f"depth payload of frame {i} ({len(data)} bytes) is "
                                   f"not valid zlib data ({exc}).", offset=offset, field="depth",
                                   hint="the file is corrupt; download it again.") from exc
-        elif kind != "raw_ushort":
-            raise FormatError(self.path, f"depth compression {kind!r} is not supported (only "
-                              "raw_ushort and zlib_ushort).", field="depth_compression",
-                              hint="convert the file with ScanNet's tools to zlib depth.")
         if len(data) != w * h * 2:
             raise FormatError(self.path, f"depth of frame {i}: expected {w * h * 2} bytes "
                               f"({w}x{h} uint16) after decompression, found {len(data)}.",

@@ -9,18 +9,30 @@ from __future__ import annotations
 import numpy as np
 
 
-def pose_is_valid(camera_to_world: np.ndarray, tol: float = 1e-3) -> bool:
-    """True if ``camera_to_world`` (4, 4) is finite, rigid (R orthonormal, det +1) and affine.
+def pose_problem(camera_to_world: np.ndarray, tol: float = 1e-3) -> str | None:
+    """Why ``camera_to_world`` (4, 4) is not a usable pose, or None when it is finite, rigid
+    (R orthonormal, det +1) and affine (last row 0 0 0 1), each within ``tol``.
 
     ScanNet marks lost tracking with −inf entries; such frames must be skipped (SPEC §4).
     """
     t = np.asarray(camera_to_world, dtype=np.float64)
-    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
-        return False
+    if t.shape != (4, 4):
+        return f"pose has shape {t.shape}, expected (4, 4)"
+    if not np.all(np.isfinite(t)):
+        return "pose has non-finite entries (lost tracking)"
     r = t[:3, :3]
-    if np.abs(r.T @ r - np.eye(3)).max() > tol or abs(np.linalg.det(r) - 1.0) > tol:
-        return False
-    return bool(np.abs(t[3] - np.array([0.0, 0.0, 0.0, 1.0])).max() <= tol)
+    ortho, det = float(np.abs(r.T @ r - np.eye(3)).max()), float(np.linalg.det(r))
+    if ortho > tol or abs(det - 1.0) > tol:
+        return f"pose rotation is not rigid (max|RᵀR − I| = {ortho:.3g}, det R = {det:.3g})"
+    last = float(np.abs(t[3] - np.array([0.0, 0.0, 0.0, 1.0])).max())
+    if last > tol:
+        return f"pose last row is {t[3].tolist()}, expected [0, 0, 0, 1]"
+    return None
+
+
+def pose_is_valid(camera_to_world: np.ndarray, tol: float = 1e-3) -> bool:
+    """True if :func:`pose_problem` finds nothing wrong with ``camera_to_world``."""
+    return pose_problem(camera_to_world, tol) is None
 
 
 def world_to_camera(camera_to_world: np.ndarray) -> np.ndarray:

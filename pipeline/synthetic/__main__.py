@@ -1,6 +1,6 @@
 """`python -m pipeline.synthetic --root data/synthetic --preset tiny [--seed N] [--dataset ...]`."""
 import sys
 
-from .cli import main
+from .cli import console
 
-sys.exit(main())
+sys.exit(console())

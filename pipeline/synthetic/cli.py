@@ -11,6 +11,8 @@ import ast
 import sys
 from pathlib import Path
 
+from pipeline.errors import run_main
+
 from .config import PRESETS, preset
 from .generate import generate_matterport, generate_scannet, is_complete
 
@@ -62,5 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console() -> int:
+    """The ``dgs-synth`` / ``python -m pipeline.synthetic`` command: :func:`main` through
+    :func:`pipeline.errors.run_main` (expected errors exit 2 with one line)."""
+    return run_main(main, prog="dgs-synth")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -26,7 +26,7 @@ use rule train_experiment as train_seeded with:
         seed="[0-9]+",
     params:
         out=lambda wc: WORK / "models" / f"{wc.experiment}-s{wc.seed}",
-        overrides=lambda wc: f" --set optim.seed={wc.seed}",
+        overrides=lambda wc: " --set " + shlex.quote(f"optim.seed={wc.seed}"),
 
 
 rule evaluate_ablation:
@@ -44,7 +44,7 @@ rule evaluate_ablation:
         command=evaluate_command({run: WORK / "predictions" / run for run in ablation_runs()},
                                  config["ablation"]["datasets"], [config["ablation"]["protocol"]], ABLATION),
     shell:
-        "{params.command} --workers {threads} > {log} 2>&1"
+        "{params.command} --workers {threads} > {log:q} 2>&1"
 
 
 rule ablation:
@@ -61,5 +61,5 @@ rule ablation:
         protocol=config["ablation"]["protocol"],
         out=ABLATION,
     shell:
-        "python -m benchmark.ablation {input} --runs {params.runs} --protocol {params.protocol}"
-        " --out {params.out} > {log} 2>&1 && cat {params.out}/ablation.md"
+        "python -m benchmark.ablation {input:q} --runs {params.runs:q} --protocol {params.protocol:q}"
+        " --out {params.out:q} > {log:q} 2>&1 && cat {output[0]:q}"

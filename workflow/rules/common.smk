@@ -7,6 +7,9 @@ from pathlib import Path
 from pipeline.datasets import DATASETS
 
 DATASET_NAMES = "|".join(DATASETS)  # wildcard constraint: one of the registered datasets
+SCENE_IDS = "|".join(f"(?:{d.id_pattern})" for d in DATASETS.values())  # a scene id of any dataset
+# Every path, param and wildcard in a `shell:` is quoted ({x:q}), or built here with shlex.quote,
+# so folders with spaces or non-ASCII letters work and no id read from a dataset file reaches a shell.
 WORK = Path(config["work_root"])
 SYNTHETIC = Path(config["synthetic"]["root"])
 LOGS = WORK / "logs"  # per work root: two configs (demo, ablation) never mix logs

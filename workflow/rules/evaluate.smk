@@ -31,7 +31,7 @@ rule evaluate:
                                  config["evaluate"]["protocols"], WORK / "evaluation",
                                  figures=config["evaluate"]["figures"]),
     shell:
-        "{params.command} --workers {threads} > {log} 2>&1"
+        "{params.command} --workers {threads} > {log:q} 2>&1"
 
 
 rule report:
@@ -45,4 +45,4 @@ rule report:
     params:
         out=WORK / "report",
     shell:
-        "python -m benchmark.report {input} --out {params.out} > {log} 2>&1"
+        "python -m benchmark.report {input:q} --out {params.out:q} > {log:q} 2>&1"

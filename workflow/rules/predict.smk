@@ -23,7 +23,7 @@ rule predict:
         resolution=config["evaluate"]["resolution"],
         grid=config["evaluate"]["grid"],
     shell:
-        "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
-        " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
-        " --grid {params.grid}"
-        " --device auto --threads {threads} > {log} 2>&1"
+        "python -m dgs_core.infer --checkpoint {input.model:q} --manifest {input.manifest:q}"
+        " --root {params.root:q} --out {params.out:q} --name {wildcards.experiment:q}"
+        " --resolution {params.resolution:q} --grid {params.grid:q} --device auto --threads {threads}"
+        " > {log:q} 2>&1"

@@ -23,6 +23,7 @@ rule prepare_scene:
     wildcard_constraints:
         dataset=DATASET_NAMES,
         split="train|val|test",
+        scene=SCENE_IDS,
     threads: 4
     params:
         root=lambda wc: dataset_root(wc.dataset),
@@ -30,9 +31,9 @@ rule prepare_scene:
         options=prepare_options(),
         dask=dask_option(),
     shell:
-        "python -m pipeline.prepare --dataset {wildcards.dataset} --root {params.root}"
-        " --split {wildcards.split} --scene {wildcards.scene} --out {params.out}"
-        " --options {params.options} --workers {threads} {params.dask} > {log} 2>&1"
+        "python -m pipeline.prepare --dataset {wildcards.dataset:q} --root {params.root:q}"
+        " --split {wildcards.split:q} --scene {wildcards.scene:q} --out {params.out:q}"
+        " --options {params.options} --workers {threads} {params.dask} > {log:q} 2>&1"
 
 
 rule merge_manifest:
@@ -51,7 +52,7 @@ rule merge_manifest:
         dataset=DATASET_NAMES,
         split="train|val|test",
     shell:
-        "python -m pipeline.manifest merge --out {output} {input} > {log} 2>&1"
+        "python -m pipeline.manifest merge --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule prepare_scannet:

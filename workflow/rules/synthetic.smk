@@ -17,5 +17,5 @@ checkpoint synthesize:
         preset=config["synthetic"]["preset"],
         seed=config["synthetic"]["seed"],
     shell:
-        "python -m pipeline.synthetic --root {params.root} --dataset {wildcards.dataset}"
-        " --preset {params.preset} --seed {params.seed} > {log} 2>&1"
+        "python -m pipeline.synthetic --root {params.root:q} --dataset {wildcards.dataset:q}"
+        " --preset {params.preset:q} --seed {params.seed:q} > {log:q} 2>&1"

@@ -12,11 +12,12 @@ def train_configs(experiment):
 
 
 def train_launcher():
-    """One process, or torchrun with train.nproc processes (DDP; the global batch is split)."""
+    """One process, or torchrun with train.nproc processes (DDP; the global batch is split);
+    a shell-quoted command prefix."""
     n = config["train"]["nproc"]
     if n == 1:
         return "python -m dgs_core.train"
-    return f"torchrun --standalone --nproc_per_node {n} -m dgs_core.train"
+    return shlex.join(["torchrun", "--standalone", "--nproc_per_node", str(int(n)), "-m", "dgs_core.train"])
 
 
 def train_gpus():
@@ -52,11 +53,11 @@ rule train_experiment:
         launcher=train_launcher(),
         out=lambda wc: WORK / "models" / wc.experiment,
         device=config["train"]["device"],
-        overrides="",  # extra `--set KEY=VALUE` arguments (train_seeded sets the seed)
+        overrides="",  # extra shell-quoted `--set KEY=VALUE` arguments (train_seeded sets the seed)
     shell:
-        "{params.launcher} --config {input.configs} --train-manifest {input.train}"
-        " --val-manifest {input.val} --out {params.out} --resume auto --device {params.device}"
-        " --threads {threads}{params.overrides} > {log} 2>&1"
+        "{params.launcher} --config {input.configs:q} --train-manifest {input.train:q}"
+        " --val-manifest {input.val:q} --out {params.out:q} --resume auto --device {params.device:q}"
+        " --threads {threads}{params.overrides} > {log:q} 2>&1"
 
 
 rule train_ablation:
