@@ -1,12 +1,14 @@
-# Inference: a trained experiment's occupancy grids on one dataset's test frames, one
-# `.npz` per frame (dgs_core.infer; docs/inference.md). The evaluate stage meshes and scores them.
-# The job is resumable: frames already written are kept, `done` appears once all are there.
+# Inference: a model's occupancy grids on one dataset's test frames, one `.npz` per frame
+# (dgs_core.infer; docs/inference.md). The model is a trained experiment's final.pt or an external
+# checkpoint named in evaluate.experiments (e.g. the converted DGS release). The evaluate stage
+# meshes and scores them. The job is resumable: frames already written are kept, `done` appears
+# once all are there.
 
 
 rule predict:
-    """Run models/{experiment}/final.pt on the evaluate.resolution³ grid (128³) of every ok test frame of {dataset}."""
+    """Run {experiment}'s checkpoint on the evaluate.resolution³ grid (128³) of every ok test frame of {dataset}."""
     input:
-        model=WORK / "models" / "{experiment}" / "final.pt",
+        model=lambda wc: model_checkpoint(wc.experiment)[0],
         manifest=WORK / "{dataset}" / "test" / "manifest.parquet",
     output:
         WORK / "predictions" / "{experiment}" / "{dataset}" / "done",
@@ -21,7 +23,8 @@ rule predict:
         root=lambda wc: dataset_root(wc.dataset),
         out=lambda wc: WORK / "predictions" / wc.experiment,
         resolution=config["evaluate"]["resolution"],
+        label=lambda wc: model_checkpoint(wc.experiment)[1],
     shell:
-        "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
-        " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
+        "python -m dgs_core.infer --checkpoint {input.model:q} --manifest {input.manifest}"
+        " --root {params.root} --out {params.out} --name {params.label:q} --resolution {params.resolution}"
         " --device auto --threads {threads} > {log} 2>&1"
