@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from dgs_core.camera import normalised_intrinsics
+from dgs_core.model import EncoderOutput
 from dgs_core.model.inputs import image_to_tensor
 from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.manifest import read_manifest
@@ -91,7 +92,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def encode_image(net: torch.nn.Module, image: np.ndarray, *, device: str | torch.device = "cpu",
-                 amp: bool = False):
+                 amp: bool = False) -> EncoderOutput:
     """The net's encoding (maps and depth, :class:`~dgs_core.model.EncoderOutput`) of one image.
 
     ``image``: (3, H, W) uint8 RGB, turned into the net's input by its ``config.input_norm``;
@@ -154,9 +155,9 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
         cell (3,) float64, camera frame, metres.
     """
+    features = encode_image(net, image, device=device, amp=amp).features  # checks the image
     height, width = np.asarray(image).shape[1:]
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
-    features = encode_image(net, image, device=device, amp=amp).features
     return query_grid(net, features, norm, box_min, box_max, resolution, batch_points=batch_points, device=device,
                       amp=amp, z_near=z_near)
 

@@ -57,11 +57,12 @@ def test_renamed_or_reshaped_tensor_fails_naming_it() -> None:
         load_state(meta_encoder("leres_resnext101"), renamed, "renamed.pth")
     assert "decoder_modules.ffm1.ftb2.conv1.weight" in str(err.value)
     assert "unexpected (1): decoder_modules.ffm1.ftb2.conv1.kernel" in str(err.value)
-    reshaped = dict(state)  # 64 groups instead of 32: ResNeXt-101 64x4d's grouped convolution
-    reshaped["encoder_modules.encoder.layer2.0.conv2.weight"] = torch.empty(512, 32, 3, 3, device="meta")
+    reshaped = dict(state)  # ResNeXt-101 64x4d's grouped convolution (64 groups of 8) instead of 32x8d's
+    reshaped["encoder_modules.encoder.layer2.0.conv2.weight"] = torch.empty(512, 8, 3, 3, device="meta")
     with pytest.raises(WeightsError, match="shape mismatch") as err:
         load_state(meta_encoder("leres_resnext101"), reshaped, "reshaped.pth")
-    assert "encoder_modules.encoder.layer2.0.conv2.weight: file (512, 32, 3, 3) vs model (512, 16, 3, 3)" in str(err.value)
+    assert ("encoder_modules.encoder.layer2.0.conv2.weight: file (512, 8, 3, 3) vs model (512, 16, 3, 3)"
+            in str(err.value))
     # A partial load takes the rest and lists what it skipped.
     report = load_state(meta_encoder("leres_resnext101"), renamed, "renamed.pth", allow_partial=True)
     assert report.missing == ["decoder_modules.ffm1.ftb2.conv1.weight"]
@@ -155,3 +156,16 @@ def test_leres_backbone_takes_torchvision_imagenet_weights(tmp_path: Path) -> No
     report = load_state(meta_encoder("leres_resnet50"), state, "resnet50.pth")
     assert report.complete and report.ignored == ["fc.bias", "fc.weight"]
     assert len(report.loaded) == len(rows) and all(k.startswith("decoder_modules.") for k in report.fresh)
+
+
+def test_unreadable_or_foreign_files_are_named(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pth"
+    text.write_text("not a weights file")
+    with pytest.raises(WeightsError, match="notes.pth: cannot be read as a weights file"):
+        load_pretrained(meta_encoder("leres_resnet50"), text)
+    counts = tmp_path / "counts.pth"
+    torch.save({"epoch": torch.tensor(3), "depth_model": {}}, counts)
+    with pytest.raises(WeightsError, match="counts.pth: expected a mapping of tensor names to tensors"):
+        load_pretrained(meta_encoder("leres_resnet50"), counts)
+    with pytest.raises(WeightsError, match=r"missing \(345\)"):  # 406 tensors less 61 BatchNorm counters
+        load_state(meta_encoder("leres_resnet50"), {}, "empty.pth")

@@ -107,12 +107,13 @@ def _is_state(mapping: Mapping) -> bool:
 def strip_wrappers(state: Mapping[str, torch.Tensor], own: set[str]) -> StateDict:
     """``state`` without the wrapper prefixes every key carries and ``own`` names do not."""
     state = dict(state)
-    while True:
+    while state:
         prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in state)
                        and not any(k.startswith(p) for k in own)), None)
         if prefix is None:
-            return state
+            break
         state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
 
 
 _LAYER = re.compile(r"^layer([1-4])\.(\d+)\.(.*)$")
