@@ -76,7 +76,7 @@ def _setup(args: argparse.Namespace):
         pass
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    enc = EncoderConfig(widths=tuple(args.widths), blocks=(1, 1, 1, 1), out_channels=(args.channels,) * 5)
+    enc = EncoderConfig(kind="resnet", widths=tuple(args.widths), blocks=(1, 1, 1, 1), out_channels=(args.channels,) * 5)
     net = DGSNet(ModelConfig(encoder=enc, d_hidden=args.hidden, n_blocks=5, zero_init=False))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     b, h, w = args.batch, args.height, args.width

@@ -4,8 +4,13 @@ A checkpoint holds ``model`` (state_dict), ``optimizer``, ``scaler`` (state_dict
 (optimiser steps done), ``epoch`` and ``position`` (frames of that epoch already consumed, all ranks
 together), ``config`` (the full experiment as plain nested dicts), ``rng`` (torch / CUDA / numpy /
 python states as tensors and lists), ``best`` (best validation loss so far or None), ``world_size``
-and ``code_version`` (``git describe`` or the package version). Nothing in it needs pickled classes,
-so ``torch.load(..., weights_only=True)`` reads it.
+and ``code_version`` (``git describe`` or the package version); a converted checkpoint also holds
+``source`` (where its weights came from, :mod:`dgs_core.release`). Nothing in it needs pickled
+classes, so ``torch.load(..., weights_only=True)`` reads it.
+
+Checkpoints written before the encoder kinds and input conventions existed lack
+``model.encoder.kind`` and ``model.input_norm``; they hold the small ResNet trained on
+ImageNet-normalised images, and :func:`load_checkpoint` reads them so (:data:`LEGACY_MODEL_KEYS`).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from pipeline.atomic import atomic_path
 from dgs_core.model import DGSNet, ModelConfig
 
 REQUIRED_KEYS = ("model", "step", "epoch", "position", "config", "rng")
+LEGACY_MODEL_KEYS = {("encoder", "kind"): "resnet", ("input_norm",): "imagenet"}
+"""Model-config keys older checkpoints lack (dotted path under ``model``) → the value they were trained with."""
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -75,10 +82,11 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scaler: Any = None, step: int, epoch: int, position: int, config: dict, rng: dict,
-                    best: float | None = None, world_size: int = 1) -> Path:
+                    best: float | None = None, world_size: int = 1, source: dict | None = None) -> Path:
     """Write the checkpoint to ``path`` atomically (:mod:`pipeline.atomic`).
 
     ``model`` may be wrapped (DDP, torch.compile); the plain module's state_dict is stored.
+    ``source``: for weights made elsewhere (a converted release), where they came from (plain values).
     """
     path = Path(path)
     plain = getattr(model, "module", model)
@@ -89,6 +97,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
         "position": int(position), "config": config, "rng": rng, "best": None if best is None else float(best),
         "world_size": int(world_size), "code_version": code_version(),
     }
+    if source is not None:
+        payload["source"] = source
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -99,6 +109,18 @@ def config_differences(found: dict, expected: dict, ignore: Iterable[str] = ()) 
     a, b, skip = flatten(found), flatten(expected), set(ignore)
     keys = sorted((set(a) | set(b)) - skip)
     return [f"{k}: {a.get(k, '<absent>')!r} != {b.get(k, '<absent>')!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def upgrade_legacy_config(config: dict) -> dict:
+    """Fill the :data:`LEGACY_MODEL_KEYS` a stored config lacks, in place; returns it."""
+    model = config.get("model") if isinstance(config, dict) else None
+    for keys, value in LEGACY_MODEL_KEYS.items():
+        node = model
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] not in node:
+            node[keys[-1]] = value
+    return config
 
 
 def load_checkpoint(path: str | os.PathLike, *, expect_config: dict | None = None, map_location: Any = "cpu",
@@ -122,7 +144,9 @@ def load_checkpoint(path: str | os.PathLike, *, expect_config: dict | None = Non
                               f"delete it to start over or resume from an older one") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by dgs_core.checkpoint")
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by dgs_core.checkpoint "
+                              "(a DGS release model is converted first: dgs-convert-release)")
+    upgrade_legacy_config(ckpt["config"])
     if expect_config is not None:
         diff = config_differences(ckpt["config"], expect_config, ignore)
         if diff:

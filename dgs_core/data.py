@@ -8,8 +8,9 @@ random stream derived from ``(seed, epoch, index)``: an item is the same whichev
 and whenever, which is what makes resumed training reproduce the uninterrupted run.
 
 Conventions (SPEC §1): points are camera frame (OpenCV), metres; labels 1 = inward/occupied;
-intrinsics are handed to the model normalised (``dgs_core.camera``); images are normalised with
-the ImageNet mean/std (:func:`image_to_tensor`), the convention of ImageNet-pretrained encoders.
+intrinsics are handed to the model normalised (``dgs_core.camera``); images stay uint8 until
+:func:`to_device` turns them into the model's input convention (``model.input_norm``,
+:mod:`dgs_core.model.inputs`).
 """
 from __future__ import annotations
 
@@ -23,28 +24,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dgs_core.camera import normalised_intrinsics
+from dgs_core.model.inputs import normalise_images
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardLayout, ShardReader
 
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 _FIELDS = ("image", "depth", "intrinsics", "near_surface_points", "near_surface_labels", "non_surface_points")
 _MASKS = ("near_surface_valid", "non_surface_valid")
 
-
-_SCALE = (1.0 / (255.0 * torch.tensor(IMAGE_STD))).view(1, 3, 1, 1)
-_SHIFT = (-torch.tensor(IMAGE_MEAN) / torch.tensor(IMAGE_STD)).view(1, 3, 1, 1)
-
-
-def normalise_images(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) uint8 RGB → float32 ``(x/255 − mean)/std`` (the encoder's input), on their device."""
-    x = images.to(torch.float32)
-    return torch.addcmul(_SHIFT.to(x.device), x, _SCALE.to(x.device))  # one fused pass: x·scale + shift
-
-
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(3, H, W) uint8 RGB array → (3, H, W) float32 normalised (see :func:`normalise_images`)."""
-    return normalise_images(torch.from_numpy(np.ascontiguousarray(image))[None])[0]
 
 
 @dataclass
@@ -165,8 +151,8 @@ class ShardDataset(Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        """Item ``i``: image (3, H, W) uint8 (normalised by :func:`to_device`, after the transfer from
-        a worker, which moves a quarter of the bytes that way); intrinsics (4,) normalised; near_points (N, 3) and
+        """Item ``i``: image (3, H, W) uint8 (made the model's input by :func:`to_device`, after the
+        transfer from a worker, which moves a quarter of the bytes that way); intrinsics (4,) normalised; near_points (N, 3) and
         near_labels (N,) float {0, 1}; far_points (M, 3); depth (H, W) sensor metres, NaN holes;
         index () int64."""
         reader, row = self._reader(int(self._shard[i])), int(self._row[i])
@@ -208,11 +194,12 @@ def collate(items: list[dict[str, torch.Tensor]]) -> Batch:
                  near_labels=stack["near_labels"], far_points=stack["far_points"], depth=stack["depth"])
 
 
-def to_device(batch: Batch, device: torch.device | str) -> Batch:
-    """Every tensor of a collated ``batch`` on ``device``, uint8 images normalised there."""
+def to_device(batch: Batch, device: torch.device | str, input_norm: str) -> Batch:
+    """Every tensor of a collated ``batch`` on ``device``, uint8 images turned there into the model's
+    input under ``input_norm`` (``ModelConfig.input_norm``)."""
     moved = {k: (v.to(device, non_blocking=True) if v is not None else None) for k, v in vars(batch).items()}
     if moved["images"].dtype == torch.uint8:
-        moved["images"] = normalise_images(moved["images"])
+        moved["images"] = normalise_images(moved["images"], input_norm)
     return Batch(**moved)
 
 

@@ -101,8 +101,10 @@ class LogConfig:
 
 @dataclass
 class InitConfig:
-    """Optional starting weights: a ``torch.save(encoder.state_dict())`` file for the encoder (e.g. an
-    ImageNet ResNet converted to this encoder's key names); ``strict`` requires every key to match."""
+    """Optional starting weights for the encoder (:func:`dgs_core.model.weights.load_pretrained`): LeReS's
+    ``res101.pth`` / ``res50.pth`` for the LeReS kinds (what the release starts from), an ImageNet
+    ResNet in torchvision's layout, or a saved encoder ``state_dict``. ``strict``: every tensor must
+    match in name and shape (false: a partial load of the matching ones, the rest listed)."""
 
     encoder: str | None = None
     strict: bool = True

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
 from dgs_core.grid_refine import RefineStats, refine
+from dgs_core.model import EncoderOutput
+from dgs_core.model.inputs import image_to_tensor
 from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.errors import InputError, run_main
 from pipeline.manifest import read_manifest
@@ -98,6 +99,64 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def encode_image(net: torch.nn.Module, image: np.ndarray, *, device: str | torch.device = "cpu",
+                 amp: bool = False) -> EncoderOutput:
+    """The net's encoding (maps and depth, :class:`~dgs_core.model.EncoderOutput`) of one image.
+
+    ``image``: (3, H, W) uint8 RGB, turned into the net's input by its ``config.input_norm``;
+    ``net`` is on ``device`` in eval mode; ``amp``: bfloat16 autocast on CUDA (ignored on CPU).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"dgs_core.infer: image must be (3, H, W) uint8 RGB, found {image.dtype} {image.shape}")
+    device = resolve_device(device)
+    with torch.inference_mode(), _autocast(amp, device):
+        return net.encode(image_to_tensor(image, net.config.input_norm)[None].to(device))
+
+
+def _autocast(amp: bool, device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else contextlib.nullcontext()
+
+
+def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: Sequence[float], box_min: np.ndarray,
+               box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
+               device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
+               grid: str = DEFAULT_GRID, stats: RefineStats | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Occupancy on the grid tiling ``[box_min, box_max]`` from already encoded feature maps.
+
+    ``intrinsics``: normalised ``(a_u, a_v, c_u, c_v)`` of the encoded image. Other arguments and
+    the result as :func:`predict_grid`.
+    """
+    if grid not in GRIDS:
+        raise ValueError(f"dgs_core.infer: grid must be one of {GRIDS}, found {grid!r}")
+    origin, cell = grid_geometry(box_min, box_max, resolution)
+    inside = frustum_mask(origin, cell, resolution, intrinsics, z_near)
+    device = resolve_device(device)
+    k = torch.tensor([list(intrinsics)], dtype=torch.float32, device=device)
+
+    def occupancy_at(ijk: np.ndarray) -> np.ndarray:
+        """(N,) float32 occupancy at grid indices (N, 3), in network calls of batch_points."""
+        out = np.empty(len(ijk), dtype=np.float32)
+        with torch.inference_mode(), _autocast(amp, device):
+            for start in range(0, len(ijk), batch_points):
+                part = ijk[start:start + batch_points]
+                points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
+                out[start:start + len(part)] = torch.sigmoid(net.query(features, points, k).float())[0].cpu().numpy()
+        return out
+
+    if grid == "coarse_to_fine":
+        occupancy, found = refine(occupancy_at, inside)
+    else:
+        occupancy = np.zeros(inside.shape, dtype=np.float32)
+        ijk = np.argwhere(inside)
+        occupancy[inside] = occupancy_at(ijk)
+        found = RefineStats(queries=len(ijk), dense=len(ijk))
+    if stats is not None:
+        stats.__dict__.update(found.__dict__)
+    return occupancy, origin, cell
+
+
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                  device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
@@ -106,8 +165,8 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
     """Occupancy of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
-        net: a DGSNet (anything with ``encode(images).features`` and ``query(features, points,
-            intrinsics) -> logits``), already on ``device`` and in eval mode.
+        net: a DGSNet (anything with ``config.input_norm``, ``encode(images).features`` and
+            ``query(features, points, intrinsics) -> logits``), already on ``device`` and in eval mode.
         image: (3, H, W) uint8 RGB.
         intrinsics_px: (4,) fx, fy, cx, cy in pixels of that image (OpenCV).
         box_min, box_max: (3,) camera frame, metres: the box the grid tiles.
@@ -123,43 +182,11 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
         cell (3,) float64, camera frame, metres.
     """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"dgs_core.infer.predict_grid: image must be (3, H, W) uint8 RGB, found "
-                         f"{image.dtype} {image.shape}")
-    if grid not in GRIDS:
-        raise ValueError(f"dgs_core.infer.predict_grid: grid must be one of {GRIDS}, found {grid!r}")
-    height, width = image.shape[1:]
-    origin, cell = grid_geometry(box_min, box_max, resolution)
+    features = encode_image(net, image, device=device, amp=amp).features  # checks the image
+    height, width = np.asarray(image).shape[1:]
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
-    inside = frustum_mask(origin, cell, resolution, norm, z_near)
-    device = resolve_device(device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
-                else contextlib.nullcontext())
-    intrinsics = torch.tensor([norm], dtype=torch.float32, device=device)
-    with torch.inference_mode(), autocast:
-        features = net.encode(image_to_tensor(image)[None].to(device)).features
-
-        def occupancy_at(ijk: np.ndarray) -> np.ndarray:
-            """(N,) float32 occupancy at grid indices (N, 3), in network calls of batch_points."""
-            out = np.empty(len(ijk), dtype=np.float32)
-            for start in range(0, len(ijk), batch_points):
-                part = ijk[start:start + batch_points]
-                points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
-                logits = net.query(features, points, intrinsics).float()
-                out[start:start + len(part)] = torch.sigmoid(logits)[0].cpu().numpy()
-            return out
-
-        if grid == "coarse_to_fine":
-            occupancy, found = refine(occupancy_at, inside)
-        else:
-            occupancy = np.zeros(inside.shape, dtype=np.float32)
-            ijk = np.argwhere(inside)
-            occupancy[inside] = occupancy_at(ijk)
-            found = RefineStats(queries=len(ijk), dense=len(ijk))
-    if stats is not None:
-        stats.__dict__.update(found.__dict__)
-    return occupancy, origin, cell
+    return query_grid(net, features, norm, box_min, box_max, resolution, batch_points=batch_points, device=device,
+                      amp=amp, z_near=z_near, grid=grid, stats=stats)
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:

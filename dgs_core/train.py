@@ -69,7 +69,7 @@ def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.d
     sums: dict[str, float] = {}
     hits = inter = union = count = 0.0
     for batch in batches:
-        batch = to_device(batch, device)
+        batch = to_device(batch, device, exp.model.input_norm)
         with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
             loss, terms = training_loss(net, batch, exp.loss)
             logits = net.query(net.encode(batch.images).features, batch.near_points, batch.intrinsics)
@@ -118,7 +118,11 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
     torch.manual_seed(exp.optim.seed)
     net = DGSNet(exp.model)
     if exp.init.encoder:
-        load_pretrained(net.encoder, exp.init.encoder, strict=exp.init.strict)
+        report = load_pretrained(net.encoder, exp.init.encoder, strict=exp.init.strict)
+        if rank.main:  # say what was taken and, after a partial load, what was skipped
+            detail = report.describe(limit=None)
+            print(f"init.encoder: {len(report.loaded)} tensors from {report.source} ({report.layout})"
+                  + (f"\n{detail}" if detail else ""))
     net = sync_batchnorm(net.to(device), device, rank.world_size)
     if exp.optim.compile:  # the decoder is differentiated twice (gradient term), which compiled graphs do not support
         net.encoder.compile()
@@ -218,7 +222,8 @@ class Trainer:
             loader = make_loader(self.data, self.per_rank, sampler=self.sampler, workers=self.exp.data.workers)
             tick = time.perf_counter()
             for batch in loader:
-                scalars = train_step(self.module, self.opt, self.scaler, to_device(batch, self.device), self.exp,
+                scalars = train_step(self.module, self.opt, self.scaler,
+                                     to_device(batch, self.device, self.exp.model.input_norm), self.exp,
                                      self.amp)
                 now = time.perf_counter()
                 self._advance()

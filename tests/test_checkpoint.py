@@ -15,8 +15,9 @@ from dgs_core.model import DGSNet
 
 
 def _setup() -> tuple[DGSNet, torch.optim.Optimizer, dict]:
-    exp = load_experiment([], ["model.encoder.widths=[4, 4, 4, 4, 4]", "model.encoder.blocks=[1, 1, 1, 1]",
-                               "model.encoder.out_channels=[2, 2, 2, 2, 2]", "model.d_hidden=8",
+    exp = load_experiment([], ["model.encoder.kind=resnet", "model.encoder.widths=[4, 4, 4, 4, 4]",
+                               "model.encoder.blocks=[1, 1, 1, 1]", "model.encoder.out_channels=[2, 2, 2, 2, 2]",
+                               "model.d_hidden=8",
                                "model.zero_init=false"])
     torch.manual_seed(0)
     net = DGSNet(exp.model)
@@ -105,3 +106,16 @@ def test_rng_states_round_trip(tmp_path: Path) -> None:
     got = (torch.rand(4), np.random.rand(4), np.random.randn(3), [random.random() for _ in range(4)])
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert np.array_equal(got[2], expected[2]) and got[3] == expected[3]
+
+
+def test_checkpoints_from_before_the_encoder_kinds_load_as_the_small_imagenet_resnet(tmp_path: Path) -> None:
+    """Older checkpoints have no model.encoder.kind / model.input_norm: they are the small ResNet
+    trained on ImageNet-normalised images (not the new release defaults)."""
+    net, _, config = _setup()
+    legacy = {**config, "model": {k: v for k, v in config["model"].items() if k != "input_norm"}}
+    legacy["model"]["encoder"] = {k: v for k, v in config["model"]["encoder"].items() if k != "kind"}
+    path = ck.save_checkpoint(tmp_path / "old.pt", model=net, step=1, epoch=0, position=0, config=legacy,
+                              rng=ck.capture_rng())
+    loaded, stored = ck.load_model(path)
+    assert stored["model"]["encoder"]["kind"] == "resnet" and stored["model"]["input_norm"] == "imagenet"
+    assert loaded.config.encoder.kind == "resnet" and loaded.config.input_norm == "imagenet"

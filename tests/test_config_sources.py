@@ -125,3 +125,13 @@ def test_train_section_matches_the_trainer_and_the_experiment_files() -> None:
     experiments = {p.stem for p in (REPO / "config" / "experiments").glob("*.yaml")}
     assert props["experiment"]["default"] in experiments
     assert set(props["ablation"]["default"]) <= experiments
+
+
+def test_predict_image_defaults_come_from_the_workflow_and_prepare_settings() -> None:
+    from dgs_apps.predict_image import DEFAULT_CHECKPOINT, VirtualCamera
+    from pipeline.prepare_config import PrepareConfig
+
+    experiment = _props("train")["properties"]["experiment"]["default"]
+    assert DEFAULT_CHECKPOINT == Path(_props("work_root")["default"]) / "models" / experiment / "final.pt"
+    cfg = PrepareConfig()
+    assert (VirtualCamera().width, VirtualCamera().height, VirtualCamera().focal) == (cfg.width, cfg.height, cfg.focal)

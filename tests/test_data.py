@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dgs_core.data import (IMAGE_MEAN, IMAGE_STD, DataConfig, ResumableSampler, ShardDataset, collate,
-                           image_to_tensor, make_loader, to_device)
+from dgs_core.data import DataConfig, ResumableSampler, ShardDataset, collate, make_loader, to_device
+from dgs_core.model.inputs import IMAGE_MEAN, IMAGE_STD, image_to_tensor
 from dgs_core.camera import project
 from pipeline.shards import SchemaError, ShardReader
 
@@ -40,18 +40,27 @@ def test_item_draws_valid_points_of_its_frame(prepared_tiny) -> None:
     np.testing.assert_array_equal(item["image"].numpy(), row["image"])  # uint8 until to_device
 
 
-def test_to_device_normalises_the_collated_images(prepared_tiny) -> None:
+@pytest.mark.parametrize("input_norm", ["none", "imagenet"])
+def test_to_device_normalises_the_collated_images(prepared_tiny, input_norm: str) -> None:
     ds = ShardDataset(prepared_tiny.manifest("scannet", "train"))
-    batch = to_device(collate([ds[0], ds[1]]), "cpu")
+    batch = to_device(collate([ds[0], ds[1]]), "cpu", input_norm)
     assert batch.images.dtype == torch.float32
-    assert torch.allclose(batch.images[1], image_to_tensor(shard_row(ds, 1)["image"]))
+    assert torch.allclose(batch.images[1], image_to_tensor(shard_row(ds, 1)["image"], input_norm))
 
 
 def test_image_normalisation_is_invertible() -> None:
     img = np.random.default_rng(0).integers(0, 256, (3, 5, 7), dtype=np.uint8)
-    x = image_to_tensor(img)
+    x = image_to_tensor(img, "imagenet")
     back = x * torch.tensor(IMAGE_STD).view(3, 1, 1) + torch.tensor(IMAGE_MEAN).view(3, 1, 1)
     np.testing.assert_allclose(back.numpy() * 255, img, atol=1e-4)
+
+
+def test_release_input_is_rgb_in_unit_range() -> None:
+    """The release's convention: RGB/255, no mean/std (what its dataset classes hand the encoder)."""
+    img = np.array([0, 51, 255], dtype=np.uint8).reshape(3, 1, 1)
+    np.testing.assert_allclose(image_to_tensor(img, "none").numpy().ravel(), [0.0, 0.2, 1.0], atol=1e-7)
+    with pytest.raises(ValueError, match="input_norm"):
+        image_to_tensor(img, "zscore")
 
 
 def test_items_depend_on_seed_epoch_and_index_only(prepared_tiny) -> None:

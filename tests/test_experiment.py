@@ -28,10 +28,11 @@ def test_defaults_are_the_release_settings() -> None:
     assert 100_000 <= exp.optim.iterations <= 200_000
     assert exp.loss.gradient_mode == "dgs" and exp.loss.grad_weight == 0.01 and not exp.data.augment
     assert exp.model.encoder.out_channels == (256,) * 5 and exp.model.d_hidden == 512
+    assert exp.model.encoder.kind == "leres_resnext101" and exp.model.input_norm == "none"  # the released model
 
 
 def test_files_merge_in_order_and_sets_win(tmp_path: Path) -> None:
-    a = _write(tmp_path, "a.yaml", "optim: {lr: 1e-3, batch_size: 4}\nmodel: {encoder: {widths: [8, 8, 8, 8, 8]}}\n")
+    a = _write(tmp_path, "a.yaml", "optim: {lr: 1e-3, batch_size: 4}\nmodel: {encoder: {kind: resnet, widths: [8, 8, 8, 8, 8]}}\n")
     b = _write(tmp_path, "b.yaml", "optim: {batch_size: 2}\n")
     exp = load_experiment([a, b], ["optim.grad_clip=0.5", "model.encoder.blocks=[1, 1, 1, 1]"])
     assert exp.optim.lr == 1e-3          # "1e-3" is a YAML 1.1 string; float fields accept it
@@ -58,6 +59,9 @@ def test_unknown_keys_name_file_and_key(tmp_path: Path, text: str, key: str) -> 
     ("loss: {gradient_mode: magic}\n", "gradient_mode"),
     ("optim: {iterations: null, epochs: null}\n", "stop criterion"),
     ("optim: 3\n", "'optim' must be a mapping"),
+    ("model: {encoder: {kind: vgg}}\n", "encoder.kind"),
+    ("model: {encoder: {widths: [8, 8, 8, 8, 8]}}\n", "encoder.widths shapes the 'resnet' kind only"),
+    ("model: {input_norm: zscore}\n", "model.input_norm"),
 ])
 def test_bad_values_name_the_file(tmp_path: Path, text: str, match: str) -> None:
     path = _write(tmp_path, "bad.yaml", text)

@@ -5,6 +5,8 @@ s the signed distance in cells (positive inside), so marching cubes at 0.5 extra
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,8 @@ def test_lattice_and_start_stride():
 
 class SphereNet(torch.nn.Module):
     """A stand-in network whose logit is 20 × the signed distance to a sphere (metres, camera frame)."""
+
+    config = SimpleNamespace(input_norm="none")
 
     def encode(self, images):
         return type("Encoded", (), {"features": []})()

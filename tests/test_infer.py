@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.extract import extract_mesh
-from dgs_core.data import image_to_tensor
+from dgs_core.model.inputs import image_to_tensor
 from dgs_core.infer import Z_NEAR, frame_path, grid_geometry, predict_frames, predict_grid
 from dgs_core.model import DGSNet, ModelConfig
 from pipeline.ground_truth import visible_mesh
@@ -23,6 +23,8 @@ INTRINSICS_PX = np.array([57.6, 57.6, 32.0, 24.0])  # the prepared_tiny virtual 
 
 class FieldNet:
     """A stand-in network whose occupancy is an analytic function of the camera-space point."""
+
+    config = SimpleNamespace(input_norm="none")
 
     def __init__(self, occupancy) -> None:
         self.occupancy, self.queried = occupancy, []
@@ -71,7 +73,7 @@ def test_grid_matches_per_point_queries_of_the_net() -> None:
     intrinsics = torch.tensor([[2 * fx / WIDTH, 2 * fy / HEIGHT, 2 * cx / WIDTH - 1, 2 * cy / HEIGHT - 1]],
                               dtype=torch.float32)
     with torch.no_grad():
-        expected = net(image_to_tensor(_image())[None], points, intrinsics)[0].numpy()
+        expected = net(image_to_tensor(_image(), net.config.input_norm)[None], points, intrinsics)[0].numpy()
     np.testing.assert_allclose(occ[tuple(cells.T)], expected, rtol=0, atol=1e-5)
     np.testing.assert_allclose(origin, centres[0, 0, 0], atol=1e-12)
     np.testing.assert_allclose(origin + (res - 1) * cell, centres[-1, -1, -1], atol=1e-12)

@@ -6,7 +6,8 @@ import torch
 
 from dgs_core.camera import normalised_intrinsics, project
 from dgs_core.model.decoder import PositionalEncoding, ResnetFC, sigmoid_tracked
-from dgs_core.model.encoder import Encoder, EncoderConfig, load_pretrained
+from dgs_core.model.encoder import Encoder, EncoderConfig
+from dgs_core.model.weights import load_pretrained
 from dgs_core.model.net import DGSNet, ModelConfig
 
 
@@ -51,7 +52,7 @@ def test_forward_mode_decoder_matches_autograd():
 
 
 def test_encoder_strides_channels_and_positive_depth():
-    cfg = EncoderConfig(widths=(8, 8, 12, 12, 16), blocks=(1, 2, 1, 1), out_channels=(3, 4, 5, 6, 7))
+    cfg = EncoderConfig(kind="resnet", widths=(8, 8, 12, 12, 16), blocks=(1, 2, 1, 1), out_channels=(3, 4, 5, 6, 7))
     enc = Encoder(cfg)
     out = enc(torch.randn(2, 3, 64, 96))
     assert [tuple(f.shape) for f in out.features] == [(2, c, 64 // s, 96 // s)

@@ -1,37 +1,57 @@
-"""ResNet-style image encoder with multi-scale feature maps and a metric depth head (SPEC §3).
+"""Encoder configuration, output, and the small ResNet encoder for CPU tests and the demo (SPEC §3.1).
 
-Plain torch (no torchvision). A 7×7 stride-2 stem and four stages of basic residual blocks, each
-stage halving the resolution, give maps at strides 2, 4, 8, 16, 32. Each map is projected by a 1×1
-convolution to ``out_channels`` (the release uses five 256-channel maps). The depth head reads the
-stride-2 map and is upsampled bilinearly to the input resolution; softplus keeps it positive (metres).
+``EncoderConfig.kind`` selects the encoder: ``leres_resnext101`` (the release, the default) and
+``leres_resnet50`` are LeReS's depth network as DGS uses it (:mod:`dgs_core.model.leres`);
+``resnet`` is the small plain-torch encoder below. A 7×7 stride-2 stem and four stages of basic
+residual blocks, each stage halving the resolution, give maps at strides 2, 4, 8, 16, 32. Each map
+is projected by a 1×1 convolution to ``out_channels``. Its depth head reads the stride-2 map and is
+upsampled bilinearly to the input resolution; softplus keeps it positive (metres).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
+ENCODER_KINDS = ("leres_resnext101", "leres_resnet50", "resnet")
+"""Encoders ``EncoderConfig.kind`` selects: the release's two LeReS networks and the small ResNet."""
+
+
 @dataclass
 class EncoderConfig:
-    """Encoder shape. ``widths[0]`` is the stem width; ``widths[1:]`` the four stage widths.
+    """Which encoder, and the shape of the small one.
 
-    ``blocks`` gives the number of basic blocks per stage (ResNet-18: 2,2,2,2). ``out_channels`` is
-    the channel count of each of the five output maps (strides 2, 4, 8, 16, 32).
+    ``kind``: ``leres_resnext101`` (the release model, default), ``leres_resnet50`` or ``resnet``.
+    The LeReS kinds have a fixed shape (five 256-channel maps and a depth map); ``widths``,
+    ``blocks``, ``out_channels`` and ``depth_head`` shape the ``resnet`` kind only and must keep their
+    defaults otherwise. ``widths[0]`` is the stem width, ``widths[1:]`` the four stage widths;
+    ``blocks`` the basic blocks per stage (ResNet-18: 2,2,2,2); ``out_channels`` the channels of
+    each map (strides 2, 4, 8, 16, 32).
     """
 
+    kind: str = "leres_resnext101"
     widths: tuple[int, ...] = (64, 64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     out_channels: tuple[int, ...] = (256, 256, 256, 256, 256)
     depth_head: bool = True
 
     def __post_init__(self) -> None:
+        if self.kind not in ENCODER_KINDS:
+            raise ValueError(f"encoder.kind: expected one of {ENCODER_KINDS}, found {self.kind!r}")
         if len(self.widths) != 5 or len(self.blocks) != 4 or len(self.out_channels) != 5:
             raise ValueError(f"EncoderConfig: expected 5 widths, 4 block counts and 5 out_channels, found "
                              f"{len(self.widths)}, {len(self.blocks)}, {len(self.out_channels)}")
+        if self.kind != "resnet":
+            changed = [f.name for f in dataclasses.fields(self)
+                       if f.name != "kind" and getattr(self, f.name) != f.default]
+            if changed:
+                raise ValueError(f"encoder.{changed[0]} shapes the 'resnet' kind only; kind {self.kind!r} has a "
+                                 "fixed shape (five 256-channel maps and a depth map). Remove the key, or set "
+                                 "encoder.kind: resnet for the small encoder")
 
 
 class BasicBlock(nn.Module):
@@ -55,21 +75,25 @@ class BasicBlock(nn.Module):
 
 @dataclass
 class EncoderOutput:
-    """``features``: five (B, C_i, H/s, W/s) maps, strides (2, 4, 8, 16, 32), finest first.
-    ``depth``: (B, 1, H, W) positive metric depth (metres) or None without a depth head."""
+    """``features``: five (B, C_i, H/s, W/s) maps at the encoder's ``strides`` (in that order: the
+    decoder's latent concatenates them so). ``depth``: (B, 1, H, W) metric depth (metres) or None
+    without a depth head."""
 
     features: list[torch.Tensor]
     depth: torch.Tensor | None = field(default=None)
 
 
 class Encoder(nn.Module):
-    """Image (B, 3, H, W), float, roughly unit-scaled colours → :class:`EncoderOutput`."""
+    """The small ResNet (``kind="resnet"``): image (B, 3, H, W) → :class:`EncoderOutput`, maps finest first."""
 
     strides = (2, 4, 8, 16, 32)
 
     def __init__(self, config: EncoderConfig | None = None) -> None:
         super().__init__()
-        self.config = config = config or EncoderConfig()
+        self.config = config = config or EncoderConfig(kind="resnet")
+        if config.kind != "resnet":
+            raise ValueError(f"Encoder is the small 'resnet' kind, found kind {config.kind!r}; build encoders "
+                             "with dgs_core.model.net.build_encoder")
         w = config.widths
         self.stem = nn.Sequential(nn.Conv2d(3, w[0], 7, 2, 3, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
         stages = []
@@ -102,33 +126,3 @@ class Encoder(nn.Module):
         """Total channels of the concatenated per-point latent."""
         return sum(self.config.out_channels)
 
-
-def load_pretrained(module: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
-    """Load a state dict saved with ``torch.save(module.state_dict(), path)`` into ``module``.
-
-    Uses ``torch.load(weights_only=True)`` (no pickled code is executed). With ``strict`` every key
-    must match in name and shape; otherwise a ValueError lists the missing, unexpected and
-    mismatched keys so the user can see whether the file belongs to another configuration.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretrained weights file not found; pass the path of a file "
-                                "written with torch.save(model.state_dict(), path)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if strict and (missing or unexpected or mismatched):
-        detail = "; ".join(
-            f"{name}: {keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)})"
-            for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
-            if keys)
-        raise ValueError(f"{path}: weights do not fit {type(module).__name__} — {detail}. Check that the "
-                         "model configuration matches the one the weights were saved with, or pass strict=False "
-                         "to load only the matching keys")
-    usable = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    module.load_state_dict(usable, strict=False)
-    return module

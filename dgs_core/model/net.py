@@ -14,11 +14,14 @@ import torch.nn.functional as F
 from dgs_core.camera import project
 from dgs_core.model.decoder import PositionalEncoding, ResnetFC
 from dgs_core.model.encoder import Encoder, EncoderConfig, EncoderOutput
+from dgs_core.model.inputs import INPUT_NORMS
+from dgs_core.model.leres import LeReSEncoder
 
 
 @dataclass
 class ModelConfig:
-    """Model shape. Defaults are the release: five 256-channel maps, 5 blocks × 512 hidden."""
+    """Model shape and input convention. Defaults are the release: the LeReS ResNeXt-101 encoder
+    (five 256-channel maps), a 5 blocks × 512 decoder, and RGB in [0, 1] (``input_norm="none"``)."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     d_hidden: int = 512
@@ -26,12 +29,22 @@ class ModelConfig:
     n_combine: int = 3
     num_freqs: int = 6
     zero_init: bool = True
+    input_norm: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"model.input_norm: expected one of {INPUT_NORMS}, found {self.input_norm!r}")
 
     @classmethod
     def tiny(cls, channels: int = 4, hidden: int = 16) -> "ModelConfig":
-        """A few-thousand-parameter model for CPU tests."""
-        enc = EncoderConfig(widths=(8, 8, 8, 8, 8), blocks=(1, 1, 1, 1), out_channels=(channels,) * 5)
+        """A few-thousand-parameter model (the small ``resnet`` encoder) for CPU tests."""
+        enc = EncoderConfig(kind="resnet", widths=(8, 8, 8, 8, 8), blocks=(1, 1, 1, 1), out_channels=(channels,) * 5)
         return cls(encoder=enc, d_hidden=hidden, zero_init=False)
+
+
+def build_encoder(config: EncoderConfig) -> nn.Module:
+    """The encoder ``config.kind`` names: :class:`Encoder` (``resnet``) or :class:`LeReSEncoder`."""
+    return Encoder(config) if config.kind == "resnet" else LeReSEncoder(config)
 
 
 def sample_maps(features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
@@ -55,13 +68,14 @@ class DGSNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or ModelConfig()
-        self.encoder = Encoder(config.encoder)
+        self.encoder = build_encoder(config.encoder)
         self.pe = PositionalEncoding(config.num_freqs)
         self.decoder = ResnetFC(self.pe.d_out, self.encoder.feature_channels, config.d_hidden, config.n_blocks,
                                 config.n_combine, config.zero_init)
 
     def encode(self, images: torch.Tensor) -> EncoderOutput:
-        """images (B, 3, H, W) → feature maps (strides 2…32) and depth (B, 1, H, W), metres."""
+        """images (B, 3, H, W), normalised by ``config.input_norm`` (:mod:`dgs_core.model.inputs`) →
+        feature maps (in ``encoder.strides`` order) and depth (B, 1, H, W), metres."""
         return self.encoder(images)
 
     def decode(self, latent: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,24 @@ def dataset_scenes(dataset, split):
     return DATASETS[dataset].scenes(dataset_root(dataset), split)
 
 
+def evaluated_models():
+    """evaluate.experiments as {name: (checkpoint, label)}: a trained experiment's models/<name>/final.pt,
+    or the external checkpoint an item names (e.g. the converted DGS release) with its report label."""
+    models = {}
+    for item in config["evaluate"]["experiments"]:
+        if isinstance(item, str):
+            models[item] = (WORK / "models" / item / "final.pt", item)
+        else:
+            models[item["name"]] = (Path(item["checkpoint"]), item.get("label", item["name"]))
+    return models
+
+
+def model_checkpoint(name):
+    """The checkpoint rule `predict` runs for `name`: an external one of evaluate.experiments, else the
+    trained models/<name>/final.pt (also the ablation's seeded runs)."""
+    return evaluated_models().get(name, (WORK / "models" / name / "final.pt", name))
+
+
 def test_manifest(dataset):
     """The merged test manifest of `dataset`."""
     return WORK / dataset / "test" / "manifest.parquet"

@@ -4,8 +4,9 @@
 
 
 def evaluation_methods():
-    """Method name -> prediction folder: the configured experiments, then the external methods."""
-    methods = {e: WORK / "predictions" / e for e in config["evaluate"]["experiments"]}
+    """Method name (an experiment's report label) -> prediction folder: the configured experiments
+    and external checkpoints (evaluated_models), then the external prediction folders."""
+    methods = {label: WORK / "predictions" / name for name, (_, label) in evaluated_models().items()}
     methods.update({name: Path(folder) for name, folder in config["evaluate"]["methods"].items()})
     return methods
 
@@ -15,7 +16,7 @@ rule evaluate:
     input:
         predictions=[
             WORK / "predictions" / e / d / "done"
-            for e in config["evaluate"]["experiments"]
+            for e in evaluated_models()
             for d in config["evaluate"]["datasets"]
         ],
         manifests=[test_manifest(d) for d in config["evaluate"]["datasets"]],

@@ -1,12 +1,14 @@
-# Inference: a trained experiment's occupancy grids on one dataset's test frames, one
-# `.npz` per frame (dgs_core.infer; docs/inference.md). The evaluate stage meshes and scores them.
-# The job is resumable: frames already written are kept, `done` appears once all are there.
+# Inference: a model's occupancy grids on one dataset's test frames, one `.npz` per frame
+# (dgs_core.infer; docs/inference.md). The model is a trained experiment's final.pt or an external
+# checkpoint named in evaluate.experiments (e.g. the converted DGS release). The evaluate stage
+# meshes and scores them. The job is resumable: frames already written are kept, `done` appears
+# once all are there.
 
 
 rule predict:
-    """Run models/{experiment}/final.pt on the evaluate.resolution³ grid (128³) of every ok test frame of {dataset}."""
+    """Run {experiment}'s checkpoint on the evaluate.resolution³ grid (128³) of every ok test frame of {dataset}."""
     input:
-        model=WORK / "models" / "{experiment}" / "final.pt",
+        model=lambda wc: model_checkpoint(wc.experiment)[0],
         manifest=WORK / "{dataset}" / "test" / "manifest.parquet",
     output:
         WORK / "predictions" / "{experiment}" / "{dataset}" / "done",
@@ -22,8 +24,9 @@ rule predict:
         out=lambda wc: WORK / "predictions" / wc.experiment,
         resolution=config["evaluate"]["resolution"],
         grid=config["evaluate"]["grid"],
+        label=lambda wc: model_checkpoint(wc.experiment)[1],
     shell:
         "python -m dgs_core.infer --checkpoint {input.model:q} --manifest {input.manifest:q}"
-        " --root {params.root:q} --out {params.out:q} --name {wildcards.experiment:q}"
+        " --root {params.root:q} --out {params.out:q} --name {params.label:q}"
         " --resolution {params.resolution:q} --grid {params.grid:q} --device auto --threads {threads}"
         " > {log:q} 2>&1"
