@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,10 +116,14 @@ def _peak_mib(device: str) -> float:
     return torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else common.peak_rss_kib() / 1024
 
 
-def _model_summary(net: torch.nn.Module) -> dict:
+def _model_summary(config) -> dict:
+    """Parameter count and configuration of the model ``config`` (built on the meta device: no memory)."""
     from dgs_core.experiment import to_dict
+    from dgs_core.model import DGSNet
 
-    return {"parameters": sum(p.numel() for p in net.parameters()), "config": to_dict(net.config)}
+    with torch.device("meta"):
+        net = DGSNet(config)
+    return {"parameters": sum(p.numel() for p in net.parameters()), "config": to_dict(config)}
 
 
 # ------------------------------------------------------------------------------------------ parts
@@ -137,7 +140,9 @@ def op_part(args: argparse.Namespace, exp, sizes: Sizes) -> dict:
 
 
 def _train_mode(exp, mode: str, sizes: Sizes, batch) -> dict:
-    """Build the seeded model for ``mode`` and time ``sizes.steps`` steps after ``sizes.warmup``."""
+    """Build the seeded model for ``mode`` and time ``sizes.steps`` steps after ``sizes.warmup``
+    (the peak counts from before the build: weights, Adam state, activations; a failed mode's
+    memory is released by the next mode's reset)."""
     from dgs_core.distributed import Rank, amp_dtype
     from dgs_core.train import build, train_step
 
@@ -161,7 +166,6 @@ def _train_mode(exp, mode: str, sizes: Sizes, batch) -> dict:
 def train_part(args: argparse.Namespace, exp, sizes: Sizes) -> dict:
     """One training step per gradient mode on one synthetic batch; a mode that fails is recorded."""
     from dgs_core.data import to_device
-    from dgs_core.model import DGSNet
 
     b, (h, w) = exp.optim.batch_size, sizes.image
     batch = to_device(bench_train_step.synthetic_batch(b, h, w, exp.data.near_points, exp.data.non_points),
@@ -171,11 +175,9 @@ def train_part(args: argparse.Namespace, exp, sizes: Sizes) -> dict:
         try:
             modes[mode] = _train_mode(exp, mode, sizes, batch)
         except Exception as exc:  # an unsupported op or out of memory in one mode must not end the part
-            modes[mode] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
-            if sizes.device == "cuda":
-                torch.cuda.empty_cache()
+            modes[mode] = {"error": f"{type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')}"}
     return {"batch": b, "image": [h, w], "points": [exp.data.near_points, exp.data.non_points],
-            "warmup": sizes.warmup, "steps": sizes.steps, "model": _model_summary(DGSNet(exp.model)), "modes": modes}
+            "warmup": sizes.warmup, "steps": sizes.steps, "model": _model_summary(exp.model), "modes": modes}
 
 
 def synthetic_frame(image: tuple[int, int]) -> tuple:
@@ -217,7 +219,7 @@ def infer_part(args: argparse.Namespace, exp, sizes: Sizes) -> dict:
             variants.append({"grid": grid, "amp": amp, "min_s": min(times), "median_s": statistics.median(times),
                              "peak_mib": _peak_mib(sizes.device), **dataclasses.asdict(stats)})
     return {"resolution": run["resolution"], "image": list(sizes.image), "weights": "random (seed 0)",
-            "model": _model_summary(net), "repeats": sizes.repeats, "variants": variants}
+            "model": _model_summary(exp.model), "repeats": sizes.repeats, "variants": variants}
 
 
 def tests_part(out: Path, env: dict[str, str], timeout: float) -> dict:

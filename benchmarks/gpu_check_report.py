@@ -105,7 +105,8 @@ def _tests_md(part: dict) -> list[str]:
 def _op_md(part: dict) -> list[str]:
     base = part["cases"].get(GS_CASE, {}).get("median_ms")
     rows = [[name, _fmt(c["median_ms"], 3), _fmt(c["min_ms"], 3), _fmt(c["median_ms"] / base if base else None, 2)]
-            for name, c in part["cases"].items()] + [[name, "failed: " + msg, "", ""] for name, msg in part["failed"].items()]
+            for name, c in part["cases"].items()]
+    rows += [[name, "failed: " + msg, "", ""] for name, msg in part["failed"].items()]
     bw = part["bandwidth"]
     shape = " ".join(f"{k}={v}" for k, v in part["shape"].items())
     lines = [f"Shape {shape}, float32, median/min of {part['runs']} runs.", ""]
@@ -155,7 +156,8 @@ def markdown(data: dict) -> str:
     meta = data["meta"]
     lines = [f"# GPU check: {meta['device']}, {meta['date']}", ""]
     if meta["mode"] == "cpu-smoke":
-        lines += ["**CPU smoke run**: tiny sizes on CPU, to exercise the code paths; no figure below is a GPU figure.", ""]
+        lines += ["**CPU smoke run**: tiny sizes on CPU, to exercise the code paths; no figure below is a GPU "
+                  "figure.", ""]
     lines += [f"`{meta['command']}`: torch {meta['torch']}, CUDA {meta['cuda']}, triton {meta['triton']}, "
               f"Python {meta['python']}, code {meta['code_version']}.", "", "## Goals", ""]
     lines += _table(["goal", "measured", "met"],
@@ -163,7 +165,8 @@ def markdown(data: dict) -> str:
                      for g in data.get("goals", goals(data["parts"]))])
     for key, (title, render) in SECTIONS.items():
         part = data["parts"][key]
-        lines += ["", f"## {title}", "", f"Status: {part['status']}" + (f", {part['seconds']} s" if "seconds" in part else "")]
+        took = f", {part['seconds']} s" if "seconds" in part else ""
+        lines += ["", f"## {title}", "", f"Status: {part['status']}{took}"]
         if "error" in part:
             lines += ["", "```", part["error"].strip(), "```"]
         elif part["status"] in ("ok", "failed"):

@@ -39,7 +39,8 @@ def test_cpu_smoke_writes_every_part(tmp_path: Path) -> None:
     assert list(modes) == list(bench_train_step.MODES)
     assert all(m["min_ms"] > 0 and m["peak_mib"] > 0 for m in modes.values()), modes
     variants = data["parts"]["infer"]["variants"]
-    assert [(v["grid"], v["amp"]) for v in variants] == [(g, a) for a in (False, True) for g in ("dense", "coarse_to_fine")]
+    expected = [(grid, amp) for amp in (False, True) for grid in ("dense", "coarse_to_fine")]
+    assert [(v["grid"], v["amp"]) for v in variants] == expected
     assert all(0 < v["queries"] <= 16 ** 3 for v in variants)
 
     md = (out / "gpu_check.md").read_text()
@@ -91,7 +92,8 @@ def test_goals_are_judged_from_the_numbers() -> None:
     assert "dgs gradient-term overhead ≤ autograd's" not in found  # autograd failed: nothing to compare
     assert found["CUDA tests pass"]["met"] is False
     autograd = found["autograd mode (grid_sample double backward) runs"]
-    assert autograd["met"] is False and "test: RuntimeError" in autograd["measured"] and "op: derivative" in autograd["measured"]
+    assert autograd["met"] is False
+    assert "test: RuntimeError" in autograd["measured"] and "op: derivative" in autograd["measured"]
 
     modes["autograd"] = {"min_ms": 150.0}
     found = {g["goal"]: g for g in report.goals(_parts(train={"status": "ok", "modes": modes}))}
