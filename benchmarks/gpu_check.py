@@ -222,10 +222,16 @@ def infer_part(args: argparse.Namespace, exp, sizes: Sizes) -> dict:
             "model": _model_summary(exp.model), "repeats": sizes.repeats, "variants": variants}
 
 
+def cuda_test_files() -> list[str]:
+    """The test files (relative to the repository) that mark tests ``pytest.mark.cuda``."""
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                  if "pytest.mark.cuda" in p.read_text())
+
+
 def tests_part(out: Path, env: dict[str, str], timeout: float) -> dict:
-    """``pytest -m cuda`` on every test file that marks tests ``cuda``; each test's outcome."""
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
-                   if "mark.cuda" in p.read_text())
+    """``pytest -m cuda`` on :func:`cuda_test_files` (collecting only those: the rest of the suite
+    needs packages a GPU image may lack); each test's outcome."""
+    files = cuda_test_files()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider", "--tb=short",
