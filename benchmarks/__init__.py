@@ -2,5 +2,6 @@
 
 Each script prints a table comparing the project's code with a reference implementation; the
 references are plain functions that ``tests/test_bench_references.py`` checks against the project's
-own results at a tiny size, so a quoted speed-up compares two things that agree.
+own results at a tiny size, so a quoted speed-up compares two things that agree. ``gpu_check.py``
+runs the CUDA-marked tests and the GPU timings in one short run (docs/gpu_check.md).
 """

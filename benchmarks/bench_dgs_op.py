@@ -124,22 +124,48 @@ def _peak_bandwidth_gbs(device: torch.device) -> float | None:
     return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
 
 
-def _bandwidth(feats, pts, intr, grad4, runs: int, peak_override: float | None) -> None:
-    """Achieved GB/s of the DGS forward and backward ops alone (minimum bytes each must move)."""
+def bandwidth(feats, pts, intr, grad4, runs: int, peak_override: float | None = None, cuda: bool = True) -> dict:
+    """Achieved bandwidth of the DGS forward and backward ops alone (the minimum bytes each must move).
+
+    Returns ``{"device", "peak_gbs", "peak_source", "forward": {...}, "backward": {...}}`` with ``ms``
+    (median), ``gbs`` and ``fraction`` of the peak (None when the peak is unknown, e.g. on CPU).
+    """
     es = feats.element_size()
     b, c, h, w = feats.shape
     q = pts.shape[1]
     fwd_bytes = 2 * b * c * h * w * es + b * q * 4 * c * es + pts.numel() * es  # layout copy, gather, write
     bwd_bytes = b * q * 4 * c * es + 2 * b * c * h * w * es + pts.numel() * es  # read grad, zero + write grad
-    t_f = statistics.median(_timer(lambda: torch.ops.dgs.sample(feats, pts, intr, False), runs, True))
-    t_b = statistics.median(_timer(lambda: torch.ops.dgs.sample_backward(grad4, pts, intr, h, w), runs, True))
-    peak = peak_override or _peak_bandwidth_gbs(feats.device)
-    print(f"\nCUDA bandwidth ({torch.cuda.get_device_name(feats.device)}, peak "
-          f"{'unknown' if peak is None else f'{peak:.0f} GB/s'}):")
-    for name, nbytes, t in (("dgs forward", fwd_bytes, t_f), ("dgs backward", bwd_bytes, t_b)):
+    t_f = statistics.median(_timer(lambda: torch.ops.dgs.sample(feats, pts, intr, False), runs, cuda))
+    t_b = statistics.median(_timer(lambda: torch.ops.dgs.sample_backward(grad4, pts, intr, h, w), runs, cuda))
+    peak = peak_override or (_peak_bandwidth_gbs(feats.device) if cuda else None)
+    source = "--peak-gbs" if peak_override else ("device properties" if peak else None)
+    out = {"device": torch.cuda.get_device_name(feats.device) if cuda else "cpu", "peak_gbs": peak,
+           "peak_source": source}
+    for name, nbytes, t in (("forward", fwd_bytes, t_f), ("backward", bwd_bytes, t_b)):
         gbs = nbytes / (t * 1e-3) / 1e9
-        frac = "" if peak is None else f"  ({100 * gbs / peak:.0f} % of peak)"
-        print(f"  {name:14s} {t:8.3f} ms  {gbs:8.1f} GB/s{frac}")
+        out[name] = {"ms": t, "gbs": gbs, "fraction": None if peak is None else gbs / peak}
+    return out
+
+
+def _print_bandwidth(bw: dict) -> None:
+    peak = bw["peak_gbs"]
+    print(f"\nCUDA bandwidth ({bw['device']}, peak {'unknown' if peak is None else f'{peak:.0f} GB/s'}):")
+    for name in ("forward", "backward"):
+        r = bw[name]
+        frac = "" if r["fraction"] is None else f"  ({100 * r['fraction']:.0f} % of peak)"
+        print(f"  dgs {name:10s} {r['ms']:8.3f} ms  {r['gbs']:8.1f} GB/s{frac}")
+
+
+def time_cases(inputs: list[torch.Tensor], runs: int, cuda: bool) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Wall times (ms) of every case on ``inputs`` (:func:`make_inputs`), and the cases that failed
+    with the first line of their error (e.g. a double backward a torch build does not implement)."""
+    results, failed = {}, {}
+    for name, fn in _cases(*inputs).items():
+        try:
+            results[name] = _timer(fn, runs, cuda)
+        except RuntimeError as exc:
+            failed[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return results, failed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,12 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     cuda = args.device == "cuda"
     print(f"DGS op benchmark: B={b} C={c} H={h} W={w} Q={q}, float32, device={args.device}, "
           f"threads={torch.get_num_threads()}, torch {torch.__version__}, median/min of {args.runs} runs")
-    results = {}
-    for name, fn in _cases(*inputs).items():
-        try:
-            results[name] = _timer(fn, args.runs, cuda)
-        except RuntimeError as exc:  # e.g. double backward not implemented on some builds
-            print(f"  {name}: failed: {str(exc).splitlines()[0]}")
+    results, failed = time_cases(inputs, args.runs, cuda)
+    for name, msg in failed.items():
+        print(f"  {name}: failed: {msg}")
     base = "grid_sample fwd+bwd (value)"
     print(f"\n{'case':42s} {'median ms':>10s} {'min ms':>10s} {'median / grid_sample':>22s}")
     for name, ts in results.items():
@@ -175,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{statistics.median(results[fast]) / statistics.median(results[dbl]):.2f}x (median)")
     if cuda:
         feats, pts, intr, _, grad4 = inputs
-        _bandwidth(feats, pts, intr, grad4, args.runs, args.peak_gbs)
+        _print_bandwidth(bandwidth(feats, pts, intr, grad4, args.runs, args.peak_gbs))
 
 
 if __name__ == "__main__":

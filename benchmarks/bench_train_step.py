@@ -35,12 +35,40 @@ else:  # python benchmarks/bench_train_step.py: this folder is sys.path[0]
 MODES = ("nograd", "dgs", "autograd", "numerical", "dgs_forward", "dgs_storeJ")
 
 
-def _loss_config(mode: str):
+def loss_config(mode: str, base=None):
+    """The :class:`~dgs_core.losses.LossConfig` of a benchmark mode: ``base`` (default: the release
+    loss) with its gradient mode set; ``dgs_storeJ`` is ``dgs`` keeping the op's Jacobian for backward
+    (``LossConfig.dgs_store_jacobian``)."""
+    import dataclasses
+
     from dgs_core.losses import LossConfig
 
-    if mode == "dgs_storeJ":  # dgs keeping the op's Jacobian for backward (LossConfig.dgs_store_jacobian)
-        return LossConfig(gradient_mode="dgs", dgs_store_jacobian=True)
-    return LossConfig(gradient_mode=mode)
+    base = base if base is not None else LossConfig()
+    if mode == "dgs_storeJ":
+        return dataclasses.replace(base, gradient_mode="dgs", dgs_store_jacobian=True)
+    return dataclasses.replace(base, gradient_mode=mode, dgs_store_jacobian=False)
+
+
+def synthetic_batch(batch: int, height: int, width: int, near: int, far: int, seed: int = 0):
+    """A deterministic random :class:`~dgs_core.data.Batch` with the training shapes (CPU, float32).
+
+    images (B, 3, H, W) normalised-like noise; intrinsics (B, 4) normalised, the virtual camera's
+    (SPEC §1); near_points (B, near, 3) and far_points (B, far, 3) camera frame, metres, z in [1, 4],
+    inside the image (|u|, |v| < 1); near_labels (B, near) in {0, 1}; depth (B, H, W) metres in [1, 4].
+    """
+    from dgs_core.losses import Batch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def pts(q: int) -> torch.Tensor:
+        z = 1 + 3 * torch.rand(batch, q, 1, generator=gen)
+        xy = (torch.rand(batch, q, 2, generator=gen) * 2 - 1) * z * torch.tensor([1 / 1.8, 1 / 2.4])
+        return torch.cat((xy, z), dim=-1)
+
+    return Batch(images=torch.randn(batch, 3, height, width, generator=gen),
+                 intrinsics=torch.tensor([[1.8, 2.4, 0.0, 0.0]] * batch), near_points=pts(near),
+                 near_labels=(torch.rand(batch, near, generator=gen) > 0.5).float(), far_points=pts(far),
+                 depth=1 + 3 * torch.rand(batch, height, width, generator=gen))
 
 
 def _rss_mib() -> float:
@@ -58,7 +86,6 @@ def _op_implementation() -> str:
 
 def _setup(args: argparse.Namespace):
     """Model, optimiser and one synthetic batch with the benchmark shapes (deterministic from the seed)."""
-    from dgs_core.losses import Batch
     from dgs_core.model.encoder import EncoderConfig
     from dgs_core.model.net import DGSNet, ModelConfig
 
@@ -75,21 +102,10 @@ def _setup(args: argparse.Namespace):
     except ImportError:
         pass
     torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
     enc = EncoderConfig(kind="resnet", widths=tuple(args.widths), blocks=(1, 1, 1, 1), out_channels=(args.channels,) * 5)
     net = DGSNet(ModelConfig(encoder=enc, d_hidden=args.hidden, n_blocks=5, zero_init=False))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    b, h, w = args.batch, args.height, args.width
-
-    def pts(q: int) -> torch.Tensor:
-        z = 1 + 3 * torch.rand(b, q, 1, generator=gen)
-        xy = (torch.rand(b, q, 2, generator=gen) * 2 - 1) * z * torch.tensor([1 / 1.8, 1 / 2.4])
-        return torch.cat((xy, z), dim=-1)
-
-    batch = Batch(images=torch.randn(b, 3, h, w, generator=gen), intrinsics=torch.tensor([[1.8, 2.4, 0.0, 0.0]] * b),
-                  near_points=pts(args.near), near_labels=(torch.rand(b, args.near, generator=gen) > 0.5).float(),
-                  far_points=pts(args.far), depth=1 + 3 * torch.rand(b, h, w, generator=gen))
-    return net, opt, batch
+    return net, opt, synthetic_batch(args.batch, args.height, args.width, args.near, args.far, args.seed)
 
 
 def _step(net, opt, batch, mode: str) -> float:
@@ -98,7 +114,7 @@ def _step(net, opt, batch, mode: str) -> float:
 
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    loss, _ = training_loss(net, batch, _loss_config(mode))
+    loss, _ = training_loss(net, batch, loss_config(mode))
     loss.backward()
     opt.step()
     return time.perf_counter() - t0
@@ -124,7 +140,7 @@ def gradient_agreement(args: argparse.Namespace, modes: tuple[str, ...] = ("dgs"
 
     def grads(mode: str) -> torch.Tensor:
         net.zero_grad(set_to_none=True)
-        training_loss(net, batch, _loss_config(mode))[0].backward()
+        training_loss(net, batch, loss_config(mode))[0].backward()
         return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
 
     ref = grads("autograd")

@@ -43,14 +43,16 @@ def peak_rss_kib() -> int:
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_worker(script: str, args: list[str], env: dict[str, str] | None = None) -> dict:
+def run_worker(script: str, args: list[str], env: dict[str, str] | None = None,
+               timeout: float | None = None) -> dict:
     """Run ``script`` (a path) with ``args`` in a fresh Python process; its last stdout line is JSON.
 
     A fresh process makes a measured peak RSS the worker's own. Raises ``RuntimeError`` with the
-    end of the worker's stderr when it fails.
+    end of the worker's stderr when it fails, ``subprocess.TimeoutExpired`` (the worker killed) when
+    it runs longer than ``timeout`` seconds.
     """
     proc = subprocess.run([sys.executable, str(Path(script).resolve()), *args],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{Path(script).name}: worker {args} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")

@@ -11,6 +11,21 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``cuda``-marked tests, with the reason, where no CUDA device is visible."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False "
+                                   "(python benchmarks/gpu_check.py runs these on a GPU machine)")
+    for item in cuda_items:
+        item.add_marker(skip)
+
+
 TINY_OPTIONS = {"near_surface_points": 128, "non_surface_points": 32, "frames_per_shard": 4,
                 "width": 64, "height": 48, "focal": 57.6}
 """Prepare options of :func:`prepared_tiny`: a 64×48 virtual camera with the protocol's field of view."""

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from dgs_core.ops import dgs_sample, dgs_sample_3d, dgs_sample_3d_reference
 
 D, H, W = 3, 4, 8
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 def oracle_value_3d(volume, grid):
@@ -55,8 +56,10 @@ def _grid(seed):
     return torch.cat([rand, exact], 1)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("size", [torch.tensor([2.0, 3.0, 0.5]), torch.tensor([[2.0, 3.0, 0.5], [1.0, 1.0, 4.0]])])
-def test_3d_matches_oracle_and_grid_sample(size):
+def test_3d_matches_oracle_and_grid_sample(size, device):
+    """The op (on ``device``) and its reference against the CPU float64 oracle, and grid_sample."""
     size = size.double()
     grid = _grid(0)
     g = torch.Generator().manual_seed(1)
@@ -67,28 +70,36 @@ def test_3d_matches_oracle_and_grid_sample(size):
     v_or = vol.clone().requires_grad_(True)
     expected = oracle_3d(v_or, grid, size_b)
     (expected * grad_out).sum().backward()
+    grid_d, size_d, grad_d = grid.to(device), size.to(device), grad_out.to(device)
     for fn in (dgs_sample_3d, dgs_sample_3d_reference):
-        v_op = vol.clone().requires_grad_(True)
-        out = fn(v_op, grid, size)
-        out.backward(grad_out)
-        _close(out.detach(), expected.detach(), 1e-9)
-        _close(v_op.grad, v_or.grad, 1e-9)
-    gs = F.grid_sample(vol, grid[:, :, None, None], mode="bilinear", padding_mode="border",
+        v_op = vol.to(device, copy=True).requires_grad_(True)
+        out = fn(v_op, grid_d, size_d)
+        assert out.device.type == device
+        out.backward(grad_d)
+        _close(out.detach().cpu(), expected.detach(), 1e-9)
+        _close(v_op.grad.cpu(), v_or.grad, 1e-9)
+    vol_d = vol.to(device)
+    gs = F.grid_sample(vol_d, grid_d[:, :, None, None], mode="bilinear", padding_mode="border",
                        align_corners=False)[..., 0, 0].transpose(1, 2)
-    torch.testing.assert_close(dgs_sample_3d(vol, grid, size)[..., 0, :], gs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dgs_sample_3d(vol_d, grid_d, size_d)[..., 0, :], gs, rtol=1e-12, atol=1e-12)
 
 
-def test_3d_gradcheck_and_float32():
+@pytest.mark.parametrize("device", DEVICES)
+def test_3d_gradcheck_and_float32(device):
+    """gradcheck and gradgradcheck on ``device`` (CUDA sums the backward with atomics, so repeated
+    backward passes may differ in the last bits: ``nondet_tol``); float32 against the oracle."""
     g = torch.Generator().manual_seed(2)
-    small = torch.randn(1, 2, 2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    grid_s = 2.4 * torch.rand(1, 6, 3, generator=g, dtype=torch.float64) - 1.2
+    small = torch.randn(1, 2, 2, 3, 4, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    grid_s = (2.4 * torch.rand(1, 6, 3, generator=g, dtype=torch.float64) - 1.2).to(device)
     size = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda v: dgs_sample_3d(v, grid_s, size), (small,))
-    assert torch.autograd.gradgradcheck(lambda v: dgs_sample_3d(v, grid_s, size), (small,))
+    nondet = 0.0 if device == "cpu" else 1e-12
+    assert torch.autograd.gradcheck(lambda v: dgs_sample_3d(v, grid_s, size.to(device)), (small,), nondet_tol=nondet)
+    assert torch.autograd.gradgradcheck(lambda v: dgs_sample_3d(v, grid_s, size.to(device)), (small,),
+                                        nondet_tol=nondet)
     grid = _grid(2)
     vol = torch.randn(2, 2, D, H, W, generator=g, dtype=torch.float64)
-    out32 = dgs_sample_3d(vol.float(), grid.float(), size.float())
-    _close(out32.double(), oracle_3d(vol, grid, size).detach(), 1e-4)
+    out32 = dgs_sample_3d(vol.float().to(device), grid.float().to(device), size.float().to(device))
+    _close(out32.double().cpu(), oracle_3d(vol, grid, size).detach(), 1e-4)
 
 
 def _good():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dgs_core.gradients as gm
-from dgs_core.data import Batch
+from dgs_core.data import Batch, to_device
 from dgs_core.losses import LossConfig, training_loss
 from dgs_core.model.net import DGSNet, ModelConfig
 
@@ -75,15 +75,24 @@ def test_logit_field_gradient():
     torch.testing.assert_close(g, (o * (1 - o))[..., None] * gs, rtol=1e-12, atol=1e-14)
 
 
-def test_modes_give_same_parameter_gradients():
+# (mode, dgs_store_jacobian, tolerance), each compared with autograd on CPU, on CPU and on CUDA. On
+# CUDA autograd itself is compared too: does grid_sample's double backward work there, and agree?
+MODES = [("dgs", False, 1e-10), ("dgs", True, 1e-10), ("dgs_forward", False, 1e-10), ("numerical", False, 1e-5)]
+MODE_CASES = [("cpu", *case) for case in MODES] + [
+    pytest.param("cuda", *case, marks=pytest.mark.cuda) for case in [("autograd", False, 1e-10), *MODES]]
+
+
+@pytest.mark.parametrize("device, mode, store, tol", MODE_CASES)
+def test_modes_give_autograds_parameter_gradients(device, mode, store, tol):
+    """float64 parameter gradients of ``mode`` on ``device`` equal those of autograd on CPU."""
     net, batch = _setup(4)
     ref, terms = _param_grads(net, batch, gradient_mode="autograd")
     assert terms["grad"] > 0 and "depth" in terms
-    for mode, store, tol in (("dgs", False, 1e-10), ("dgs", True, 1e-10), ("dgs_forward", False, 1e-10),
-                             ("numerical", False, 1e-5)):
-        got, _ = _param_grads(net, batch, gradient_mode=mode, numerical_step=1e-6, dgs_store_jacobian=store)
-        for name in ref:
-            torch.testing.assert_close(got[name], ref[name], rtol=tol, atol=tol, msg=f"{mode}/{store}: {name}")
+    net, batch = net.to(device), to_device(batch, device, net.config.input_norm)
+    got, _ = _param_grads(net, batch, gradient_mode=mode, numerical_step=1e-6, dgs_store_jacobian=store)
+    assert all(g.device.type == device for g in got.values())
+    for name in ref:
+        torch.testing.assert_close(got[name].cpu(), ref[name], rtol=tol, atol=tol, msg=f"{mode}/{store}: {name}")
 
 
 def test_nograd_equals_bce_only_and_differs_from_dgs():
