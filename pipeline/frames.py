@@ -217,4 +217,5 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         amodal_depth=amodal, intrinsics=k_v.astype(np.float32), world_to_camera=t_cw.astype(np.float32),
         near_surface_points=to_cam(points).astype(np.float32), near_surface_labels=labels,
         near_surface_valid=np.ones(k, dtype=bool), non_surface_points=ns_points,
-        non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32))
+        non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32),
+        structure_source=scene.structure_source)

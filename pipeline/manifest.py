@@ -3,7 +3,9 @@
 A manifest is a pandas DataFrame with the columns of :data:`COLUMNS`, written as Parquet (pyarrow).
 ``shard`` is the shard file path relative to the manifest's directory (per-scene manifests) or to
 the merged manifest's directory; ``row`` is the row inside that shard. Skipped frames have
-``status == "skipped"``, an empty ``shard``, ``row == -1`` and a ``reason`` (see :data:`REASONS`).
+``status == "skipped"``, an empty ``shard``, ``row == -1`` and a ``reason`` (see :data:`REASONS`). ``structure_source`` is where the scene's
+structure faces (the amodal depth's bound, SPEC §4.9) came from, "labels" or "inferred", on every row
+of the scene; manifests written before the column existed read as "unknown".
 """
 from __future__ import annotations
 
@@ -20,18 +22,25 @@ COLUMNS: dict[str, str] = {
     "dataset": "string", "scene_id": "string", "frame_index": "int64", "source_file": "string",
     "split": "string", "shard": "string", "row": "int64", "status": "string", "reason": "string",
     "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64",
+    "structure_source": "string",
 }
 """Column name → pandas dtype, in file order."""
 
-REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
-"""Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
+OPTIONAL_COLUMNS: dict[str, str] = {"structure_source": "unknown"}
+"""Columns added after the first manifests, and the value a reader gives an older file's rows."""
+
+REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload", "no_structure")
+"""Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim.
+``no_structure``: the scene has no structure face at all (SPEC §4.9), so no frame has an amodal depth."""
 
 
 def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
-    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "")."""
+    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "", missing
+    :data:`OPTIONAL_COLUMNS` → their value)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in COLUMNS.items():
-        df[col] = df[col].fillna(-1 if dtype == "int64" else "").astype(dtype)
+        fill = OPTIONAL_COLUMNS.get(col, -1 if dtype == "int64" else "")
+        df[col] = df[col].fillna(fill).astype(dtype)
     return df.reset_index(drop=True)
 
 
@@ -55,6 +64,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} does not exist; run the prepare job that writes it")
     df = pd.read_parquet(path, engine="pyarrow")
+    for column, value in OPTIONAL_COLUMNS.items():
+        if column not in df.columns:
+            df[column] = value
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"manifest {path} lacks columns {missing}: written by another version? "
@@ -98,12 +110,22 @@ def skip_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["dataset", "split", "status", "reason"]).reset_index(drop=True)
 
 
+def structure_counts(df: pd.DataFrame) -> dict[str, int]:
+    """How many ``ok`` frames used each structure source ("labels", "inferred", "unknown")."""
+    ok = df[df["status"] == "ok"]
+    return {str(k): int(v) for k, v in ok["structure_source"].value_counts().sort_index().items()}
+
+
 def summary_line(df: pd.DataFrame, seconds: float | None = None) -> str:
-    """One human line: ``N frames: A ok, B skipped (invalid_pose 3, corrupt_payload 1)[, T s]``."""
+    """One human line: ``N frames: A ok, B skipped (invalid_pose 3, corrupt_payload 1); structure:
+    labels A[, T s]``."""
     ok = int((df["status"] == "ok").sum())
     skipped = df[df["status"] != "ok"]
     reasons = ", ".join(f"{r} {n}" for r, n in skipped["reason"].value_counts().sort_index().items())
     line = f"{len(df)} frames: {ok} ok, {len(skipped)} skipped" + (f" ({reasons})" if reasons else "")
+    counts = structure_counts(df)
+    if counts:
+        line += "; structure: " + ", ".join(f"{k} {v}" for k, v in counts.items())
     if seconds is not None:
         rate = ok / seconds if seconds > 0 else float("nan")
         line += f", {seconds:.1f} s ({rate:.1f} ok frames/s)"
