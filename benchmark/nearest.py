@@ -28,6 +28,8 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
+from benchmark.sampling import as_points
+
 # Cells in the dense grid array at most; a coarser cell is chosen when a grid would need more.
 _MAX_CELLS = 1 << 24
 # Rings (Chebyshev radius in cells) searched on one grid level before a query moves to the next.
@@ -143,9 +145,7 @@ def _grid_level(query: np.ndarray, ref: np.ndarray, lo: np.ndarray, cell: float,
 
 
 def _as_points(points: np.ndarray, name: str) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"benchmark.nearest: {name} must have shape (N, 3), got {points.shape}.")
+    points = as_points(points, f"nearest_distances {name}")
     if not np.isfinite(points).all():
         raise ValueError(f"benchmark.nearest: {name} contains NaN or inf coordinates; drop "
                          f"non-finite rows first (mesh_metrics does).")
