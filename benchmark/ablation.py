@@ -197,6 +197,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     if "d_fit_chamfer" in table:
         columns[f"Δ Chamfer vs {reference}"] = (table["d_fit_chamfer"].map("{:+.1f}".format) + " "
                                                 + ci("d_fit_chamfer", True))
+    for column in (c for c in columns if c.startswith("Δ")):
+        columns[column] = columns[column].where(table.index != reference, "(reference)")
     columns.update({"final loss": pm("loss", 3), "final BCE": pm("bce", 3)})
     if "val_bce_mean" in table:
         columns.update({"val BCE": pm("val_bce", 3), "val acc. [%]": pm("val_accuracy")})

@@ -180,7 +180,7 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
             name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
             written.append(frame_figure(
                 frame.image, shown, faces[scope.keep], frame.gt_vertices, scope.gt_faces,
-                out / name, focal=float(frame.intrinsics[0]), threshold=settings.threshold,
+                out / name, focal=float(frame.intrinsics[0]), threshold=rule.threshold,
                 seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {rule.name}"))
     if "fit_f1" in table.columns and table["fit_f1"].notna().any():
         out.mkdir(parents=True, exist_ok=True)

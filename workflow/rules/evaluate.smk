@@ -35,7 +35,8 @@ rule evaluate:
 
 
 rule report:
-    """Aggregate the per-frame metrics into CSV / LaTeX / Markdown tables, per-scene tables and the F1 histogram."""
+    """Aggregate the per-frame metrics into CSV / LaTeX / Markdown tables (N, failed frames, 95 % intervals,
+    paired differences against evaluate.reference), per-scene tables and the F1 histogram."""
     input:
         rules.evaluate.output,
     output:
@@ -44,5 +45,6 @@ rule report:
         LOGS / "report.log",
     params:
         out=WORK / "report",
+        options=statistics_options(config["evaluate"]["reference"] or config["evaluate"]["experiments"][0]),
     shell:
-        "python -m benchmark.report {input} --out {params.out} > {log} 2>&1"
+        "python -m benchmark.report {input} --out {params.out} {params.options} > {log} 2>&1"
