@@ -121,9 +121,11 @@ def modes(values: np.ndarray, weights: np.ndarray, tolerance: float, min_weight:
         peak = int(np.argmax(window))
         if window[peak] < min_weight:
             break
-        centre = lo + (peak + 0.5) * step
-        near = remaining & (_distance(values, centre, period) <= tolerance)
-        centre = _weighted_centre(values[near], weights[near], centre, period)
+        offset = bins - peak
+        if period is not None:
+            offset = (offset + n_bins // 2) % n_bins - n_bins // 2
+        near = remaining & (np.abs(offset) <= 4)  # the values of the heaviest window
+        centre = _weighted_centre(values[near], weights[near], lo + (peak + 0.5) * step, period)
         members = np.flatnonzero(remaining & (_distance(values, centre, period) <= tolerance))
         if members.size == 0:  # cannot happen with a positive window; guards the loop anyway
             break
