@@ -27,12 +27,15 @@ generator's surfaces share no vertices at all, yet every piece of one wall has t
    has the wall behind it, facing it; a wall has nothing that faces it from behind (a doorway's view
    into the next room shows that room's far side, which lies deeper than ``behind_depth``).
 
-Door and window panels are not told apart: they lie within ``plane_tolerance`` of their wall and
-join it. Validation against labelled scenes: ``benchmarks/bench_structure.py``, docs/structure.md.
+Planes are found from the faces within ``max_tilt_deg``; then every face within ``plane_tolerance``
+of a found plane (and, for a wall, within its extent) whose normal lies within ``absorb_deg`` of the
+plane's joins it, so that noisy faces of a scan are not lost. Door and window panels are not told
+apart: they lie within ``plane_tolerance`` of their wall and join it. Validation against labelled scenes: ``benchmarks/bench_structure.py``, docs/structure.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from numba import njit
@@ -50,6 +53,7 @@ class StructureParams:
     """Thresholds of :func:`infer_structure` (metres, m², degrees); see the module docstring."""
 
     max_tilt_deg: float = 20.0
+    absorb_deg: float = 80.0
     plane_tolerance: float = 0.05
     min_area: float = 1.0
     floor_fraction: float = 0.25
@@ -195,8 +199,8 @@ def _floor(normals, areas, centroids, cos_tilt, params, classes) -> float:
         return float("nan")
     largest = max(areas[up[m]].sum() for _, m in found)
     big = [(z, m) for z, m in found if areas[up[m]].sum() >= params.floor_fraction * largest]
-    z, members = min(big, key=lambda zm: zm[0])
-    classes[up[members]] = FLOOR
+    z, _ = min(big, key=lambda zm: zm[0])
+    classes[_absorbed(normals @ [0.0, 0.0, 1.0], centroids[:, 2] - z, areas, params)] = FLOOR
     return z
 
 
@@ -205,9 +209,17 @@ def _ceilings(normals, areas, centroids, cos_tilt, floor_z, params, classes) -> 
     down = np.flatnonzero((normals[:, 2] <= -cos_tilt) & (areas > 0)
                           & (centroids[:, 2] >= floor_z + params.min_ceiling_height))
     found = modes(centroids[down, 2], areas[down], params.plane_tolerance, params.min_area)
-    for _, members in found:
-        classes[down[members]] = CEILING
+    for z, _ in found:
+        classes[_absorbed(-normals[:, 2], centroids[:, 2] - z, areas, params) & (classes == NONE)] = CEILING
     return max((z for z, _ in found), default=float("nan"))
+
+
+def _absorbed(facing: np.ndarray, distance: np.ndarray, areas: np.ndarray, params: StructureParams) -> np.ndarray:
+    """(F,) bool: faces of a found plane: within ``plane_tolerance`` of it (``distance`` (F,) m) and
+    facing its way within ``absorb_deg`` (``facing`` (F,) = cosine to its normal). Planes are found
+    from the faces within ``max_tilt_deg``; noisy faces near them (scans, fine meshes) join here."""
+    return ((np.abs(distance) <= params.plane_tolerance) & (facing >= np.cos(np.radians(params.absorb_deg)))
+            & (areas > 0))
 
 
 def _walls(vertices, faces, normals, areas, centroids, floor_z, top_z, params, classes) -> int:
@@ -218,11 +230,8 @@ def _walls(vertices, faces, normals, areas, centroids, floor_z, top_z, params, c
     pieces = []  # (direction (3,), offset, member face ids)
     for angle, group in modes(azimuth, areas[vertical], np.radians(params.max_tilt_deg),
                               params.min_area, period=2 * np.pi):
-        ids = vertical[group]
-        direction = np.array([np.cos(angle), np.sin(angle), 0.0])
-        offsets = centroids[ids] @ direction
-        for offset, members in modes(offsets, areas[ids], params.plane_tolerance, params.min_area):
-            pieces += [(direction, offset, p) for p in _lateral_pieces(ids[members], centroids, direction,
+        for direction, offset, members in _vertical_planes(vertical[group], angle, centroids, areas, params):
+            pieces += [(direction, offset, p) for p in _lateral_pieces(members, centroids, direction,
                                                                      areas, params)]
     if not pieces:
         return 0
@@ -232,13 +241,56 @@ def _walls(vertices, faces, normals, areas, centroids, floor_z, top_z, params, c
                          params.behind_depth)
     height = top_z - floor_z
     walls = 0
-    for (_, _, ids), (_, _, z_lo, z_hi), hidden in zip(pieces, extent, behind):
+    for (direction, offset, ids), (s_lo, s_hi, z_lo, z_hi), hidden in zip(pieces, extent, behind):
         area = areas[ids].sum()
         reaches = z_lo <= floor_z + params.floor_reach and z_hi >= floor_z + params.height_fraction * height
         if reaches and hidden <= params.max_behind_ratio * area:
+            along = centroids @ np.array([-direction[1], direction[0], 0.0])
+            tol = params.plane_tolerance
+            inside = ((along >= s_lo - tol) & (along <= s_hi + tol) & (centroids[:, 2] >= z_lo - tol)
+                      & (centroids[:, 2] <= z_hi + tol))
+            near = _absorbed(normals @ direction, centroids @ direction - offset, areas, params)
             classes[ids] = WALL
+            classes[inside & near & (classes == NONE)] = WALL
             walls += 1
     return walls
+
+
+def _vertical_planes(ids: np.ndarray, angle: float, centroids: np.ndarray, areas: np.ndarray,
+                     params: StructureParams) -> Iterator[tuple[np.ndarray, float, np.ndarray]]:
+    """The planes of one direction group of vertical faces: (unit direction (3,), offset, face ids).
+
+    Noisy normals put the group's mean direction a few degrees off, which would cut a long wall into
+    slices of different offsets; so each plane is seeded by the heaviest offset mode along the mean
+    direction and then refitted to the centroids (positions are far less noisy than normals), twice.
+    """
+    remaining = ids
+    rough = np.array([np.cos(angle), np.sin(angle), 0.0])
+    while remaining.size:
+        found = modes(centroids[remaining] @ rough, areas[remaining], params.plane_tolerance, params.min_area)
+        if not found:
+            return
+        members = remaining[found[0][1]]
+        for _ in range(2):
+            direction, offset = _fit_vertical_plane(centroids[members], areas[members], rough)
+            near = np.abs(centroids[remaining] @ direction - offset) <= params.plane_tolerance
+            members = remaining[near] if near.any() else members
+        yield direction, offset, members
+        remaining = np.setdiff1d(remaining, members, assume_unique=True)
+
+
+def _fit_vertical_plane(points: np.ndarray, weights: np.ndarray, rough: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares vertical plane through points (N, 3): its horizontal unit normal (turned to
+    agree with ``rough``) and offset; ``rough`` itself when the points do not fix a line."""
+    xy = points[:, :2]
+    mean = np.average(xy, axis=0, weights=weights)
+    cov = np.cov((xy - mean).T, aweights=weights) if len(xy) > 2 else np.zeros((2, 2))
+    values, vectors = np.linalg.eigh(cov)
+    if not values[1] > 0:
+        return rough, float(np.dot(mean, rough[:2]))
+    normal = vectors[:, 0] * (1.0 if np.dot(vectors[:, 0], rough[:2]) >= 0 else -1.0)
+    direction = np.array([normal[0], normal[1], 0.0])
+    return direction, float(np.dot(mean, normal))
 
 
 def _lateral_pieces(ids: np.ndarray, centroids: np.ndarray, direction: np.ndarray, areas: np.ndarray,
