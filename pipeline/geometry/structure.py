@@ -172,10 +172,12 @@ def infer_structure(vertices: np.ndarray, faces: np.ndarray,
         params: thresholds (see :class:`StructureParams` and the module docstring).
     Returns:
         :class:`InferredStructure` with (F,) classes; a scene without any qualifying plane gets
-        all :data:`NONE` (the caller decides what that means, see ``pipeline.structure``).
+        all :data:`NONE` (the prepare job then skips the scene's frames, ``pipeline.prepare``).
     """
     normals, areas, centroids = face_geometry(vertices, faces)
     classes = np.zeros(len(areas), dtype=np.uint8)
+    if not np.any(areas > 0):
+        return InferredStructure(classes, float("nan"), float("nan"), 0)
     cos_tilt = np.cos(np.radians(params.max_tilt_deg))
     horizontal = np.abs(normals[:, 2]) >= cos_tilt
     if horizontal.any():  # winding check: the bottom of the scene (the floor) must face up
@@ -183,9 +185,10 @@ def infer_structure(vertices: np.ndarray, faces: np.ndarray,
         if np.sum(areas[low] * normals[low, 2]) < 0:
             normals = -normals
     floor_z = _floor(normals, areas, centroids, cos_tilt, params, classes)
-    base = floor_z if np.isfinite(floor_z) else float(np.min(np.asarray(vertices)[:, 2], initial=0.0))
+    heights = centroids[areas > 0, 2]
+    base = floor_z if np.isfinite(floor_z) else float(heights.min())
     ceiling_z = _ceilings(normals, areas, centroids, cos_tilt, base, params, classes)
-    top = ceiling_z if np.isfinite(ceiling_z) else float(np.quantile(np.asarray(vertices)[:, 2], 0.995))
+    top = ceiling_z if np.isfinite(ceiling_z) else float(np.quantile(heights, 0.995))
     walls = _walls(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), normals,
                    areas, centroids, base, top, params, classes)
     return InferredStructure(classes, floor_z, ceiling_z, walls)
