@@ -68,10 +68,12 @@ def _aligned(rows: pd.DataFrame, frames: pd.MultiIndex, columns: list[str]) -> n
     return table.reindex(frames).to_numpy(dtype=np.float64)
 
 
-def _block_draws(rows: pd.DataFrame, key: tuple, n_boot: int) -> tuple[pd.MultiIndex, np.ndarray]:
-    """The block's frames (sorted) and their bootstrap weights (n_boot, F)."""
+def _block_draws(rows: pd.DataFrame, n_boot: int) -> tuple[pd.MultiIndex, np.ndarray]:
+    """The block's frames (sorted) and their bootstrap weights (n_boot, F). The stream is seeded by
+    the frames themselves: two blocks over the same frames (one dataset under two protocols) share
+    their draws, so equal per-frame numbers give equal intervals."""
     frames = pd.MultiIndex.from_frame(rows[list(FRAME)].drop_duplicates().sort_values(list(FRAME)))
-    rng = bootstrap.block_rng(key)
+    rng = bootstrap.block_rng(tuple(f"{scene}/{frame}" for scene, frame in frames))
     return frames, bootstrap.frame_weights(frames.get_level_values(0), n_boot, rng)
 
 
@@ -112,8 +114,8 @@ def _intervals(per_frame: pd.DataFrame, by: tuple[str, ...], columns: list[str],
     hi = lo.copy()
     if n_boot <= 0:
         return lo, hi
-    for key, rows in _blocks(per_frame, by):
-        frames, weights = _block_draws(rows, key, n_boot)
+    for _, rows in _blocks(per_frame, by):
+        frames, weights = _block_draws(rows, n_boot)
         for group, group_rows in rows.groupby(list(by), sort=True, dropna=False):
             values = _aligned(group_rows, frames, columns)[None]
             low, high = bootstrap.interval(bootstrap.replicate_means(values, weights))
@@ -135,7 +137,7 @@ def differences(per_frame: pd.DataFrame, reference: str, by: tuple[str, ...] = D
     for key, rows in _blocks(per_frame, by):
         if reference not in set(rows["method"]):
             continue
-        frames, weights = _block_draws(rows, key, max(n_boot, 1))
+        frames, weights = _block_draws(rows, max(n_boot, 1))
         ref = _aligned(rows[rows["method"] == reference], frames, columns)
         for method, method_rows in rows.groupby("method", sort=True):
             if method == reference:

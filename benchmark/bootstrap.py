@@ -8,8 +8,8 @@ runs). One set of frame draws is shared by every method of a (dataset, protocol)
 difference between two methods is *paired*: both are averaged over the same resampled frames.
 A replicate mean is Σ w·x / Σ w over the values that are not NaN (a ``drop``-ped frame), with w the
 number of times its frame (and seed) was drawn. Intervals are the 2.5 and 97.5 percentiles of
-``n_boot`` replicates (percentile bootstrap); the stream is seeded (:data:`SEED`), so a report is
-reproducible byte for byte.
+``n_boot`` replicates (percentile bootstrap); the stream is seeded (:data:`SEED` and the ids of the
+frames drawn), so a report is reproducible byte for byte.
 """
 from __future__ import annotations
 
@@ -92,8 +92,8 @@ def resolved(lo: float, hi: float) -> bool:
 
 
 def block_rng(key: tuple) -> np.random.Generator:
-    """The bootstrap stream of one block (e.g. ``("scannet", "dgs-paper")``): seeded by :data:`SEED`
-    and the block's key, so a block's intervals do not depend on which other blocks a table holds."""
+    """A bootstrap stream seeded by :data:`SEED` and ``key`` (e.g. the ids of the frames resampled),
+    so a block's intervals do not depend on which other blocks a table holds."""
     text = "\x1f".join(str(k) for k in (SEED, *key))
     words = np.frombuffer(hashlib.sha256(text.encode()).digest(), dtype="<u4")
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words.tolist())))

@@ -131,6 +131,12 @@ def test_bootstrap_resamples_scenes_then_frames():
     lo, hi = bootstrap.interval(bootstrap.replicate_means(values, weights))
     assert lo[0] < values.mean() < hi[0]
     assert bootstrap.resolved(0.1, 0.5) and not bootstrap.resolved(-0.1, 0.5)
+    # The draws depend on the frames only: the same numbers under two protocols, the same interval.
+    frames = per_frame().fillna({"fit_f1": 0.0})
+    table = aggregate(pd.concat([frames, frames.assign(protocol="dgs-paper")]), n_boot=100)
+    release, paper = (table[table.protocol == p].set_index("method") for p in ("dgs-release", "dgs-paper"))
+    assert release.loc["A", "fit_f1_lo"] < release.loc["A", "fit_f1_hi"]
+    assert (release.loc["A", "fit_f1_lo"], release.loc["A", "fit_f1_hi"]) == (paper.loc["A", "fit_f1_lo"], paper.loc["A", "fit_f1_hi"])
 
 
 def test_paired_difference_against_the_reference():
