@@ -133,3 +133,16 @@ def test_train_section_matches_the_trainer_and_the_experiment_files() -> None:
     experiments = {p.stem for p in (REPO / "config" / "experiments").glob("*.yaml")}
     assert props["experiment"]["default"] in experiments
     assert set(props["ablation"]["default"]) <= experiments
+
+
+def test_inline_protocols_validate_against_the_schema() -> None:
+    import jsonschema
+
+    from benchmark.protocols import resolve
+
+    inline = {"name": "paper-10cm", "base": "dgs-paper", "threshold": 0.1, "missing": "drop"}
+    jsonschema.validate({"evaluate": {"protocols": ["dgs-release", "paper", inline]}}, SCHEMA)
+    assert resolve(inline).threshold == 0.1  # what the schema accepts, the registry resolves
+    for bad in (["releese"], [{"name": "x", "treshold": 0.1}], [{"threshold": 0.1}], [{"name": "x", "order": "later"}]):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"evaluate": {"protocols": bad}}, SCHEMA)
