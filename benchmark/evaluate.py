@@ -5,22 +5,27 @@ For each test frame of the given manifests, the ground truth is read once
 ``rendered_depth`` (first mesh hit, the depth reference) and ``amodal_depth`` (scope of the paper
 protocol)) and every
 method's prediction (:func:`benchmark.predictions.load_prediction`) is scored with
-:func:`benchmark.protocols.evaluate_frame` under each protocol. Meshes derived from grids or depth
+:func:`benchmark.scoring.evaluate_frame` under each protocol (names or inline parameter sets,
+:mod:`benchmark.protocols`). Meshes derived from grids or depth
 maps are written as binary PLY to ``OUT/meshes/<method>/<dataset>/<scene>/<frame:06d>.ply``.
-A frame without a prediction file gives rows with NaN metrics and reason ``missing_prediction``; a
-prediction file that cannot be read gives NaN rows with reason ``unreadable_prediction`` (the file and
-the problem are printed to stderr, the run goes on). A mesh's non-finite vertices are dropped with
-their faces and counted in the ``nan_vertices`` column (and printed).
+A frame without a prediction file gives rows with reason ``missing_prediction``, a prediction file
+that cannot be read rows with reason ``unreadable_prediction`` (the file and the problem are printed
+to stderr, the run goes on); both are scored by the protocol's failure policy (penalized, or NaN
+under ``drop``). A mesh's non-finite vertices are dropped with their faces and counted in the
+``nan_vertices`` column (and printed).
 
 Outputs (all written atomically): ``OUT/per_frame.csv`` (sorted by method, dataset, scene_id,
-frame_index, protocol; the columns of :func:`benchmark.protocols.to_row` plus identity columns and
-``prediction`` = grid | mesh | depth | missing | unreadable, ``nan_vertices``) and, with ``--figures K``, ``OUT/figures/``.
+frame_index, protocol; the columns of :func:`benchmark.scoring.to_row` (protocol, protocol_hash,
+missing policy, fit, metrics and reasons) plus identity columns, ``prediction`` = grid | mesh |
+depth | missing | unreadable, ``nan_vertices`` and ``structure`` = the frame's structure source)
+and, with ``--figures K``, ``OUT/figures/``.
 
 Command line::
 
     python -m benchmark.evaluate --method dgs=data/prepared/predictions/dgs \\
         --manifest scannet=data/prepared/scannet/test/manifest.parquet --root scannet=data/synthetic/scannet \\
-        --protocols release paper --out data/prepared/evaluation --workers 2 --figures 3
+        --protocols dgs-release dgs-paper '{"name": "paper-10cm", "base": "dgs-paper", "threshold": 0.1}' \\
+        --out data/prepared/evaluation --workers 2 --figures 3
 """
 from __future__ import annotations
 
@@ -39,9 +44,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark.figures import frame_figure
-from benchmark.metrics import DEPTH_KEYS, MESH_KEYS
 from benchmark.predictions import UNREADABLE, MissingPrediction, UnreadablePrediction, drop_nonfinite, load_prediction
-from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
+from benchmark.protocols import Protocol, parse_cli, resolve
+from benchmark.scoring import evaluate_frame, failed_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
 from pipeline.errors import InputError, check_name, run_main
@@ -54,21 +59,24 @@ MISSING = "missing_prediction"
 
 @dataclass(frozen=True)
 class Settings:
-    """What to score and how: methods (name → folder), protocols, samples per mesh, seed, output.
+    """What to score and how: methods (name → folder), protocols, output, samples, seed.
 
-    clip_gt: delineate the ground-truth visible mesh with the same protocol as the prediction
-    (default). Its faces are selected by centroid in the 1.05-widened frustum (SPEC §4), wider than
-    the prediction's 1 − 4/128 scope, so without clipping even the ground truth itself scores
-    recall < 1 (F1 0.95–0.97 on the demo test frames, 0.85–0.92 on the 64×48 test fixture).
+    protocols: names, aliases or inline parameter sets (``benchmark.protocols.resolve``); every
+    parameter of the scoring (scope, fit order, GT clipping, points, threshold, clamp, failure
+    policy) is the protocol's. n_samples: when set, replaces the sample count of every sampling
+    protocol (its hash changes with it); None keeps each protocol's own (200k).
     """
 
     methods: dict[str, Path]
-    protocols: tuple[str, ...]
+    protocols: tuple[str | dict, ...]
     out: Path
-    n_samples: int = 200_000
+    n_samples: int | None = None
     seed: int = 0
-    threshold: float = 0.05
-    clip_gt: bool = True
+
+    @property
+    def rules(self) -> tuple[Protocol, ...]:
+        """The protocols, resolved (ValueError naming an unknown name or key)."""
+        return tuple(resolve(p, self.n_samples) for p in self.protocols)
 
 
 def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
@@ -81,14 +89,16 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]
     unreadable; non-finite vertices dropped and counted in ``nan_vertices``)."""
     ref = frame.ref
     ident = {"method": method, "dataset": ref.dataset, "scene_id": ref.scene_id,
-             "frame_index": ref.frame_index, "nan_vertices": 0}
+             "frame_index": ref.frame_index, "structure": frame.structure_source, "nan_vertices": 0}
     try:
         vertices, faces, kind = load_prediction(settings.methods[method], frame)
     except MissingPrediction:
-        return [{**ident, "prediction": "missing", **missing_row(p)} for p in settings.protocols]
+        return [{**ident, "prediction": "missing", **to_row(failed_frame(p, MISSING))}
+                for p in settings.rules]
     except UnreadablePrediction as exc:
         print(f"benchmark.evaluate: {method} {ref.name}: {UNREADABLE}: {exc}", file=sys.stderr)
-        return [{**ident, "prediction": "unreadable", **missing_row(p, UNREADABLE)} for p in settings.protocols]
+        return [{**ident, "prediction": "unreadable", **to_row(failed_frame(p, UNREADABLE))}
+                for p in settings.rules]
     vertices, faces, ident["nan_vertices"] = drop_nonfinite(vertices, faces)
     if ident["nan_vertices"]:
         print(f"benchmark.evaluate: {method} {ref.name}: {ident['nan_vertices']} non-finite vertices "
@@ -98,23 +108,13 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_ply(path, vertices, faces)
     rows = []
-    for protocol in settings.protocols:
+    for rule in settings.rules:
         result = evaluate_frame(
             vertices, faces, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
             intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
-            protocol=protocol, amodal_depth=frame.amodal_depth, n_samples=settings.n_samples,
-            seed=settings.seed, threshold=settings.threshold, clip_gt=settings.clip_gt)
+            protocol=rule, amodal_depth=frame.amodal_depth, seed=settings.seed)
         rows.append({**ident, "prediction": kind, **to_row(result)})
     return rows
-
-
-def missing_row(protocol: str, reason: str = MISSING) -> dict:
-    """A ``to_row``-shaped row with NaN metrics and every reason set to ``reason``."""
-    nan = float("nan")
-    variant = {**{k: nan for k in MESH_KEYS}, "reason": reason,
-               **{f"depth_{k}": nan for k in DEPTH_KEYS}, "depth_reason": reason}
-    return to_row({"protocol": protocol, "fit_a": nan, "fit_b": nan, "fit_reason": reason,
-                   "faces_total": 0, "faces_kept": 0, "metric": variant, "fit": dict(variant)})
 
 
 def _frame_rows(ref: FrameRef, settings: Settings) -> tuple[list[dict], float]:
@@ -141,16 +141,19 @@ def evaluate(frames: Sequence[FrameRef], settings: Settings, workers: int = 1) -
     seconds = [s for _, s in results]
     if seconds:
         print(f"benchmark.evaluate: {len(seconds)} frames × {len(settings.methods)} methods × "
-              f"{len(settings.protocols)} protocols; seconds per frame mean {np.mean(seconds):.2f}, "
+              f"{len(settings.rules)} protocols; seconds per frame mean {np.mean(seconds):.2f}, "
               f"min {np.min(seconds):.2f}", file=sys.stderr)
     table = pd.DataFrame([row for rows, _ in results for row in rows])
     return table.sort_values(list(ID_COLUMNS), kind="stable").reset_index(drop=True)
 
 
 def _check(settings: Settings) -> None:
-    bad = [p for p in settings.protocols if p not in PROTOCOLS]
-    if bad:
-        raise ValueError(f"benchmark.evaluate: unknown protocol(s) {bad}; use {list(PROTOCOLS)}.")
+    try:
+        names = [rule.name for rule in settings.rules]
+    except ValueError as err:
+        raise ValueError(f"benchmark.evaluate: {err}") from None
+    if len(set(names)) != len(names):
+        raise ValueError(f"benchmark.evaluate: protocol names repeat ({names}); give each its own name.")
     for name, folder in settings.methods.items():
         check_name(name, "benchmark.evaluate: method name", where="--method")  # a folder of OUT/meshes
         if not Path(folder).is_dir():
@@ -172,10 +175,10 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
     for the first protocol of ``settings`` (fitted mesh when the fit succeeded), and the per-frame
     F1 histogram; all under ``settings.out / "figures"``. Returns the written paths."""
     out = settings.out / "figures"
-    protocol = settings.protocols[0]
+    rule = settings.rules[0]
     written = []
     for method in settings.methods:
-        rows = table[(table["method"] == method) & (table["protocol"] == protocol)
+        rows = table[(table["method"] == method) & (table["protocol"] == rule.name)
                      & ~table["prediction"].isin(["missing", "unreadable"])]
         have = set(zip(rows["dataset"], rows["scene_id"], rows["frame_index"]))
         chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
@@ -185,14 +188,14 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
             scope = fit_and_delineate(verts, faces, frame.gt_vertices, frame.gt_faces,
                                       frame.rendered_depth.astype(np.float64),
                                       intrinsics=frame.intrinsics,
-                                      camera_to_world=frame.camera_to_world, protocol=protocol,
-                                      amodal_depth=frame.amodal_depth, clip_gt=settings.clip_gt)
+                                      camera_to_world=frame.camera_to_world, protocol=rule,
+                                      amodal_depth=frame.amodal_depth)
             shown = verts if scope.fit_vertices is None else scope.fit_vertices
             name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
             written.append(frame_figure(
                 frame.image, shown, faces[scope.keep], frame.gt_vertices, scope.gt_faces,
-                out / name, focal=float(frame.intrinsics[0]), threshold=settings.threshold,
-                seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {protocol}"))
+                out / name, focal=float(frame.intrinsics[0]), threshold=rule.threshold,
+                seed=settings.seed, title=f"{method} · {ref.scene_id} frame {ref.frame_index} · {rule.name}"))
     if "fit_f1" in table.columns and table["fit_f1"].notna().any():
         out.mkdir(parents=True, exist_ok=True)
         written.append(f1_histogram(table, out / "f1_histogram.png"))
@@ -218,25 +221,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="merged test manifest of a dataset (scannet, matterport)")
     parser.add_argument("--root", action="append", required=True, metavar="DATASET=PATH",
                         help="raw dataset root of a dataset (for the ground-truth mesh)")
-    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--protocols", nargs="+", default=["dgs-release", "dgs-paper"], metavar="NAME|JSON",
+                        help="protocol names (benchmark.protocols.NAMES) or inline parameter sets as JSON "
+                             "objects {\"name\": ..., \"base\": ..., <field>: ...}")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=1, help="processes (frames in parallel)")
     parser.add_argument("--figures", type=int, default=0, metavar="K",
                         help="Fig. 5-style renders of the first K frames per method")
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
-                        help="points sampled per mesh (default %(default)s)")
+                        help="points sampled per mesh, replacing each sampling protocol's own (200k)")
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
-    parser.add_argument("--no-clip-gt", dest="clip_gt", action="store_false",
-                        help="score against the whole visible mesh (not delineated like the prediction)")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))
     if missing:
         parser.error(f"no --root for dataset(s) {missing}; give --root DATASET=PATH for each manifest")
-    settings = Settings({k: Path(v) for k, v in _pairs(args.method, "--method").items()},
-                        tuple(args.protocols), args.out, args.samples, args.seed,
-                        clip_gt=args.clip_gt)
+    try:
+        protocols = tuple(parse_cli(p) for p in args.protocols)
+        settings = Settings({k: Path(v) for k, v in _pairs(args.method, "--method").items()},
+                            protocols, args.out, args.samples, args.seed)
+        _check(settings)
+    except ValueError as err:
+        parser.error(str(err))
     frames = [ref for dataset, path in manifests.items()
               for ref in list_test_frames(path, dataset, roots[dataset])]
     table = evaluate(frames, settings, args.workers)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.nearest import nearest_distances
+from benchmark.sampling import as_points
 
 MESH_KEYS = ("acc", "compl", "chamfer", "prec", "recall", "f1")
 DEPTH_KEYS = ("abs_rel", "abs_diff", "sq_rel", "rmse", "log_rmse", "r1", "r2", "r3", "complete")
@@ -22,22 +23,25 @@ GT_DEPTH_MAX = 10.0
 
 
 def mesh_metrics(pred_points: np.ndarray, gt_points: np.ndarray, threshold: float = 0.05,
-                 nn_method: str = "auto") -> dict:
+                 nn_method: str = "auto", clamp: float | None = None) -> dict:
     """Accuracy, completeness, Chamfer, precision, recall and F1 between two point sets.
 
     Args:
-        pred_points: (N, 3) float, metres, points sampled on the predicted surface.
-        gt_points: (M, 3) float, metres, same frame, points sampled on the ground truth.
+        pred_points: (N, 3) float, metres, points on the predicted surface (samples or vertices).
+        gt_points: (M, 3) float, metres, same frame, points on the ground truth. Any other shape
+            than (·, 3) is a ValueError (a (N, 6) array with normals is not 2N points).
         threshold: distance in metres below which a point counts as matched (0.05 in the paper).
         nn_method: nearest-neighbour back end, see ``benchmark.nearest.nearest_distances``.
+        clamp: when set, every nearest-neighbour distance is capped at it (metres) before the
+            means (TransformerFusion's 1 m); precision and recall do not change for clamp > threshold.
     Returns:
         dict with acc = mean pred→GT distance, compl = mean GT→pred distance,
         chamfer = (acc + compl)/2 (metres); prec = fraction of pred points with pred→GT distance
         < threshold, recall = fraction of GT points with GT→pred distance < threshold,
         f1 = 2PR/(P+R) (0 when P = R = 0); and ``reason`` ("" or why everything is NaN).
     """
-    pred = np.asarray(pred_points, dtype=np.float64).reshape(-1, 3)
-    gt = np.asarray(gt_points, dtype=np.float64).reshape(-1, 3)
+    pred = as_points(pred_points, "mesh_metrics pred_points")
+    gt = as_points(gt_points, "mesh_metrics gt_points")
     pred = pred[np.isfinite(pred).all(axis=1)]
     gt = gt[np.isfinite(gt).all(axis=1)]
     if len(gt) == 0:
@@ -46,6 +50,8 @@ def mesh_metrics(pred_points: np.ndarray, gt_points: np.ndarray, threshold: floa
         return _nan_dict(MESH_KEYS, "empty_prediction")
     d_pred = nearest_distances(pred, gt, nn_method)  # accuracy side
     d_gt = nearest_distances(gt, pred, nn_method)  # completeness side
+    if clamp is not None:
+        d_pred, d_gt = np.minimum(d_pred, clamp), np.minimum(d_gt, clamp)
     acc = float(d_pred.mean())
     compl = float(d_gt.mean())
     prec = float((d_pred < threshold).mean())
@@ -102,6 +108,22 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
         "complete": complete,
         "reason": "",
     }
+
+
+def penalized_mesh(clamp: float) -> dict:
+    """The mesh metrics of a failed frame under ``missing: penalize`` (SPEC §5.9): a missing or empty
+    prediction matches nothing, so prec = recall = f1 = 0 and acc = compl = chamfer = ``clamp`` (m)."""
+    return {"acc": clamp, "compl": clamp, "chamfer": clamp, "prec": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def penalized_depth(complete: float = 0.0) -> dict:
+    """The depth metrics of a frame without usable predicted depth under ``missing: penalize``:
+    δ₁–δ₃ = 0 and ``complete`` as measured (0 without any prediction, NaN becomes 0). AbsRel,
+    AbsDiff, SqRel, RMSE and LogRMSE have no bounded worst value and stay NaN (the report averages
+    them over the frames that have them, and says so)."""
+    out = {k: float("nan") for k in DEPTH_KEYS}
+    out.update(r1=0.0, r2=0.0, r3=0.0, complete=complete if np.isfinite(complete) else 0.0)
+    return out
 
 
 def _nan_dict(keys: tuple[str, ...], reason: str) -> dict:

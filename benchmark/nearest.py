@@ -21,6 +21,8 @@ import numpy as np
 from pykdtree.kdtree import KDTree
 from scipy.spatial import cKDTree
 
+from benchmark.sampling import as_points
+
 METHODS = ("auto", "kdtree")
 _LEAF_SIZE = 16  # points per leaf: 8–32 measured within 10 % of each other on room samples
 
@@ -53,9 +55,7 @@ def nearest_distances(query: np.ndarray, ref: np.ndarray, method: str = "auto") 
 
 def _as_points(points: np.ndarray, name: str) -> np.ndarray:
     """``points`` as a C-contiguous (N, 3) float64 array (pykdtree then computes in float64)."""
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"benchmark.nearest: {name} must have shape (N, 3), got {points.shape}.")
+    points = np.ascontiguousarray(as_points(points, f"nearest_distances {name}"))
     if not np.isfinite(points).all():
         raise ValueError(f"benchmark.nearest: {name} contains NaN or inf coordinates; drop "
                          f"non-finite rows first (mesh_metrics does).")

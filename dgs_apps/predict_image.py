@@ -1,4 +1,4 @@
-"""Any photo in, mesh out: one image through a trained or converted DGS model (SPEC §5.11).
+"""Any photo in, mesh out: one image through a trained or converted DGS model (SPEC §5.12).
 
     dgs-predict-image PHOTO [--focal F] [--checkpoint C] [--out DIR] [--resolution 128]
 

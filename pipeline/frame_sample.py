@@ -35,6 +35,9 @@ class FrameSample:
         non_surface_points: (M, 3) float32; non_surface_valid: (M,) bool, likewise.
     Visibility:
         visible_faces: (n,) int32 sorted indices of the mesh faces visible in this frame (SPEC §4).
+    Provenance of the amodal depth:
+        structure_source: "labels" or "inferred", where the structure faces bounding ``amodal_depth``
+            came from (SPEC §4.9); "unknown" for frames read from schema-1 shards.
     """
 
     dataset: str
@@ -54,6 +57,7 @@ class FrameSample:
     non_surface_points: np.ndarray
     non_surface_valid: np.ndarray
     visible_faces: np.ndarray
+    structure_source: str = "unknown"
 
     @property
     def visible_face_count(self) -> int:

@@ -63,7 +63,7 @@ class RawFrame:
 @dataclass(frozen=True)
 class SkippedFrame:
     """A frame that produced no row: ``reason`` is a code of ``pipeline.manifest.REASONS``
-    ("invalid_pose", "corrupt_payload", "empty_view", "too_few_samples"), ``message`` says what
+    ("invalid_pose", "corrupt_payload", "empty_view", "too_few_samples", "no_structure"), ``message`` says what
     exactly was wrong (kept in the manifest and the job log)."""
 
     index: int
@@ -223,4 +223,5 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         amodal_depth=amodal, intrinsics=k_v.astype(np.float32), world_to_camera=t_cw.astype(np.float32),
         near_surface_points=to_cam(points).astype(np.float32), near_surface_labels=labels,
         near_surface_valid=np.ones(k, dtype=bool), non_surface_points=ns_points,
-        non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32))
+        non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32),
+        structure_source=scene.structure_source)

@@ -5,6 +5,8 @@ A manifest is a pandas DataFrame with the columns of :data:`COLUMNS`, written as
 the merged manifest's directory; ``row`` is the row inside that shard. Skipped frames have
 ``status == "skipped"``, an empty ``shard``, ``row == -1``, a ``reason`` (see :data:`REASONS`) and
 a ``message`` saying what exactly was wrong (e.g. the decoder's complaint about a JPEG payload).
+``structure_source`` is where the scene's structure faces (the amodal depth's bound, SPEC §4.9)
+came from, "labels" or "inferred", on every row of the scene.
 """
 from __future__ import annotations
 
@@ -23,16 +25,20 @@ COLUMNS: dict[str, str] = {
     "dataset": "string", "scene_id": "string", "frame_index": "int64", "source_file": "string",
     "split": "string", "shard": "string", "row": "int64", "status": "string", "reason": "string",
     "n_valid_near": "int64", "n_valid_non": "int64", "visible_faces": "int64", "message": "string",
+    "structure_source": "string",
 }
 """Column name → pandas dtype, in file order."""
 
-OPTIONAL_COLUMNS = ("message",)
-"""Columns a manifest written by an earlier version may lack; they read as empty strings."""
+OPTIONAL_COLUMNS: dict[str, str] = {"message": "", "structure_source": "unknown"}
+"""Columns added after the first manifests, and the value a reader gives an older file's rows."""
 
-REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
-"""Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
+REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload", "no_structure")
+"""Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim.
+``no_structure``: the scene has no structure face at all (SPEC §4.9), so no frame has an amodal depth."""
 
 REASON_HINTS = {
+    "no_structure": "no wall, floor or ceiling was found (prepare.structure); check that the mesh is a "
+                    "room scan in metres with +Z up, or use structure labels",
     "invalid_pose": "the scan's camera tracking failed (non-finite or non-rigid poses); re-export it "
                     "or leave the scene out",
     "corrupt_payload": "the images are corrupt or missing; download the scene again",
@@ -44,11 +50,12 @@ REASON_HINTS = {
 
 
 def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
-    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "")."""
+    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "", missing
+    :data:`OPTIONAL_COLUMNS` → their value)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in COLUMNS.items():
-        filled = df[col].fillna(-1) if dtype == "int64" else df[col].astype(object).fillna("")
-        df[col] = filled.astype(dtype)
+        fill = OPTIONAL_COLUMNS.get(col, -1 if dtype == "int64" else "")
+        df[col] = (df[col].fillna(fill) if dtype == "int64" else df[col].astype(object).fillna(fill)).astype(dtype)
     return df.reset_index(drop=True)
 
 
@@ -76,7 +83,10 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise FormatError(path, f"not a readable Parquet manifest ({exc}).",
                           hint="re-run the prepare (or merge) job that writes it.") from exc
-    missing = [c for c in COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
+    for column, value in OPTIONAL_COLUMNS.items():
+        if column not in df.columns:
+            df[column] = value
+    missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise FormatError(path, f"lacks manifest columns {missing}: written by another version?",
                           hint="re-run pipeline.prepare for it.")
@@ -144,12 +154,22 @@ def no_frame_message(df: pd.DataFrame) -> str:
             f"({counts[reason]} of {len(df)}), e.g. {skip_examples(df)[reason]}. What to do: {hint}")
 
 
+def structure_counts(df: pd.DataFrame) -> dict[str, int]:
+    """How many ``ok`` frames used each structure source ("labels", "inferred", "unknown")."""
+    ok = df[df["status"] == "ok"]
+    return {str(k): int(v) for k, v in ok["structure_source"].value_counts().sort_index().items()}
+
+
 def summary_line(df: pd.DataFrame, seconds: float | None = None) -> str:
-    """One human line: ``N frames: A ok, B skipped (invalid_pose 3, corrupt_payload 1)[, T s]``."""
+    """One human line: ``N frames: A ok, B skipped (invalid_pose 3, corrupt_payload 1); structure:
+    labels A[, T s]``."""
     ok = int((df["status"] == "ok").sum())
     skipped = df[df["status"] != "ok"]
     reasons = ", ".join(f"{r} {n}" for r, n in skipped["reason"].value_counts().sort_index().items())
     line = f"{len(df)} frames: {ok} ok, {len(skipped)} skipped" + (f" ({reasons})" if reasons else "")
+    counts = structure_counts(df)
+    if counts:
+        line += "; structure: " + ", ".join(f"{k} {v}" for k, v in counts.items())
     if seconds is not None:
         rate = ok / seconds if seconds > 0 else float("nan")
         line += f", {seconds:.1f} s ({rate:.1f} ok frames/s)"

@@ -40,9 +40,10 @@ from tqdm import tqdm
 from pipeline.datasets import DATASETS, get_dataset, scene_source
 from pipeline.errors import InputError, UserError, run_main
 from pipeline.frames import RawFrame, SceneGeometry, SkippedFrame, prepare_frame
+from pipeline.geometry.structure import StructureError, choose_structure
 from pipeline.locking import exclusive_lock
-from pipeline.manifest import (make_manifest, no_frame_message, skip_examples, skip_report, summary_line,
-                               write_manifest)
+from pipeline.manifest import (make_manifest, no_frame_message, skip_examples, skip_report, structure_counts,
+                               summary_line, write_manifest)
 from pipeline.frame_sample import FrameSample
 from pipeline.atomic import PARTIAL, write_text_atomic
 from pipeline.shards import SCHEMA_VERSION, ShardWriter
@@ -120,6 +121,29 @@ def _clear(directory: Path) -> None:
             p.unlink()
 
 
+def _no_structure(frames: Iterator[RawFrame | SkippedFrame], detail: str) -> Iterator[SkippedFrame]:
+    """Every frame of a scene without structure faces, skipped as ``no_structure`` with ``detail``
+    (what the structure step found) as its message; other skip reasons, found without computing
+    anything, are kept."""
+    for raw in frames:
+        yield raw if isinstance(raw, SkippedFrame) else SkippedFrame(raw.index, raw.source_file, "no_structure",
+                                                                     f"no structure face ({detail})")
+
+
+def scene_geometry(source: SceneSource, cfg: PrepareConfig) -> tuple[SceneGeometry, str]:
+    """The scene's geometry with its structure faces chosen by ``cfg.structure`` (SPEC §4.9), and a
+    line saying what was found. Raises StructureError naming the mesh file for ``labels`` without labels."""
+    try:
+        choice = choose_structure(source.vertices, source.faces, source.face_labels, cfg.structure,
+                                  cfg.structure_labels)
+    except StructureError as err:
+        raise StructureError(f"{source.mesh_file}: {err}") from None
+    geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
+                                       cfg.structure_labels, structure=choice.mask,
+                                       structure_source=choice.source)
+    return geometry, choice.detail
+
+
 def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts: JobOptions, *,
                   client=None, frame_fn: Callable[..., FrameSample | SkippedFrame] = prepare_frame,
                   timings: dict | None = None, progress: bool = True) -> Path:
@@ -163,11 +187,15 @@ def _write_scene(source: SceneSource, directory: Path, cfg: PrepareConfig, opts:
                  timings: dict | None = None, progress: bool = True) -> Path:
     """The body of :func:`prepare_scene` once the folder is locked and cleared."""
     t0 = time.perf_counter()
-    geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
-                                       cfg.structure_labels)
+    geometry, structure_detail = scene_geometry(source, cfg)
     face_ids = None if source.dropped_faces == 0 else source.face_ids
     args = (cfg, source.dataset, source.scene_id, source.split)
     frames = source.read_frames()
+    if not geometry.structure.any():
+        # No silent fallback to the farthest hit: without structure the amodal depth is undefined.
+        frames = _no_structure(frames, structure_detail)
+        print(f"{source.dataset}/{source.split}/{source.scene_id}: no structure face "
+              f"({structure_detail}); every frame is skipped as no_structure", file=sys.stderr)
     if client is None:
         results = _serial(frames, lambda raw: _one_frame(geometry, raw, *args, face_ids, frame_fn))
     else:
@@ -186,7 +214,7 @@ def _write_scene(source: SceneSource, directory: Path, cfg: PrepareConfig, opts:
         for rec, step_times in results:
             row = {"dataset": source.dataset, "scene_id": source.scene_id, "split": source.split,
                    "frame_index": rec.index if isinstance(rec, SkippedFrame) else rec.frame_index,
-                   "source_file": rec.source_file}
+                   "source_file": rec.source_file, "structure_source": geometry.structure_source}
             if isinstance(rec, SkippedFrame):
                 row.update(status="skipped", reason=rec.reason, row=-1, shard="", message=rec.message)
             else:
@@ -216,7 +244,9 @@ def _write_scene(source: SceneSource, directory: Path, cfg: PrepareConfig, opts:
                            manifest.loc[manifest.status != "ok", "reason"].value_counts().sort_index().items()},
                "skip_examples": skip_examples(manifest),
                "shards": writer.finished, "dropped_degenerate_faces": int(source.dropped_faces),
-               "schema_version": SCHEMA_VERSION}
+               "schema_version": SCHEMA_VERSION,
+               "structure": {"source": geometry.structure_source, "detail": structure_detail,
+                             "faces": int(geometry.structure.sum()), "frames": structure_counts(manifest)}}
     write_text_atomic(directory / DONE, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if progress:
         extra = f", {source.dropped_faces} degenerate faces dropped" if source.dropped_faces else ""

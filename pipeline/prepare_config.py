@@ -40,6 +40,10 @@ class PrepareConfig:
         window 9, ceiling 22 (the permanent room shell). Curtains (16), blinds (13) and
         otherstructure (38: columns, fireplaces, railings) are left out by default because they are
         often in front of the shell and would cut the amodal depth short; add them if you want that.
+    structure: where a scene's structure faces come from (SPEC §4.9): "labels" (its NYU40 labels,
+        an error for an unlabelled scan), "inferred" (floor, walls and ceiling inferred from the
+        geometry, ``pipeline.geometry.structure``) or "auto" (labels when the scene has them, else
+        inferred). Every frame records the source used.
     face_sampling: "area" (area-weighted) or "uniform" (faces picked uniformly as in the release;
         zero-area faces are never picked in either mode).
     amodal_method: how rendered and amodal depth are computed, all with the same result (to float32
@@ -68,6 +72,7 @@ class PrepareConfig:
     frustum_widen: float = 1.05
     box_widen: float = 0.05
     structure_labels: tuple[int, ...] = (1, 2, 8, 9, 22)
+    structure: str = "auto"
     face_sampling: str = "area"
     amodal_method: str = "raster"
     min_box_pixels: int = 64
@@ -78,7 +83,8 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("exclusion", ("samples", "mesh")), ("face_sampling", ("area", "uniform")),
-                              ("amodal_method", ("raster", "first_hits", "list"))):
+                              ("amodal_method", ("raster", "first_hits", "list")),
+                              ("structure", ("auto", "labels", "inferred"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PrepareConfig: {name} must be one of {allowed}, found "
                                  f"{getattr(self, name)!r}; fix the 'prepare' section of the config")

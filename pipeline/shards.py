@@ -23,6 +23,8 @@ HDF5 path                         dtype          shape            content (SPEC 
 ``visible_faces/count``           int64          (N,)             number of visible faces
 ``visible_faces/offset``          int64          (N + 1,)         row r owns ``delta[offset[r]:offset[r+1]]``
 ``visible_faces/delta``           int32          (total,)         sorted face ids, delta-encoded
+``structure_source``              utf-8 vlen     (N,)             "labels" | "inferred" (SPEC §4.9;
+                                  string                          since version 2)
 ================================  =============  ===============  ==================================
 
 File attributes: ``schema_version`` (:data:`SCHEMA_VERSION`), ``n_rows``, ``width``, ``height``,
@@ -66,8 +68,11 @@ from pipeline.atomic import PARTIAL, atomic_path
 from pipeline.errors import DiskFullError, UserError
 from pipeline.frame_sample import FrameSample
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a dataset name, dtype or meaning changes; readers refuse other versions."""
+SCHEMA_VERSION = 2
+"""Bumped whenever a dataset name, dtype or meaning changes. Version 2 added ``structure_source``."""
+
+READABLE_VERSIONS = (1, 2)
+"""Versions the reader accepts; a field added after a file's version reads as its ``Field.missing``."""
 
 LIBVER = ("v110", "v110")
 """HDF5 file-format bounds, pinned so the same HDF5 library writes the same bytes."""
@@ -96,16 +101,20 @@ class ShardLayout:
 
 @dataclass(frozen=True)
 class Field:
-    """One fixed-shape per-frame dataset: HDF5 path, FrameSample attribute, dtype, row shape."""
+    """One fixed-shape per-frame dataset: HDF5 path, FrameSample attribute, dtype, row shape; the
+    schema version that added it and what a reader returns for it from an older file."""
 
     path: str
     attr: str
     dtype: Any
     shape: Callable[[ShardLayout], tuple[int, ...]]
+    since: int = 1
+    missing: Any = None
 
 
 STRING_FIELDS: tuple[Field, ...] = tuple(
-    Field(name, name, _STR, lambda lay: ()) for name in ("dataset", "scene_id", "source_file", "split"))
+    Field(name, name, _STR, lambda lay: ()) for name in ("dataset", "scene_id", "source_file", "split")
+) + (Field("structure_source", "structure_source", _STR, lambda lay: (), since=2, missing="unknown"),)
 
 ARRAY_FIELDS: tuple[Field, ...] = (
     Field("frame_index", "frame_index", np.int64, lambda lay: ()),
@@ -332,6 +341,7 @@ class ShardReader:
         self._offsets: np.ndarray | None = None
         self._datasets: dict[str, h5py.Dataset] = {}  # path -> dataset: a group lookup costs ~0.2 ms
         self._n_rows = 0
+        self.version: int | None = None  # the file's schema version, known once opened
 
     @property
     def file(self) -> h5py.File:
@@ -343,15 +353,16 @@ class ShardReader:
                     f"its prepare job did not finish — rerun that job")
             f = h5py.File(self.path, "r")
             found = f.attrs.get("schema_version")
-            if found is None or int(found) != SCHEMA_VERSION:
+            if found is None or int(found) not in READABLE_VERSIONS:
                 f.close()
                 raise SchemaError(
-                    f"shard {self.path}: schema_version {found if found is None else int(found)}, this code reads version "
-                    f"{SCHEMA_VERSION}; re-prepare the data with this version of pipeline.prepare "
+                    f"shard {self.path}: schema_version {found if found is None else int(found)}, this code reads versions "
+                    f"{list(READABLE_VERSIONS)}; re-prepare the data with this version of pipeline.prepare "
                     f"(or use the code version that wrote it)")
             self._f = f
+            self.version = int(found)
             self._offsets = f[FACES_OFFSET][...]
-            paths = [fld.path for fld in STRING_FIELDS + ARRAY_FIELDS] + [FACES_DELTA]
+            paths = [fld.path for fld in STRING_FIELDS + ARRAY_FIELDS if fld.since <= self.version] + [FACES_DELTA]
             self._datasets = {path: f[path] for path in paths}
             self._n_rows = int(f.attrs["n_rows"])
         return self._f
@@ -379,10 +390,14 @@ class ShardReader:
         row %= n
         out = {}
         for fld in STRING_FIELDS + ARRAY_FIELDS:
-            if fields is None or fld.attr in fields:
-                v = self._datasets[fld.path][row]
-                out[fld.attr] = v.decode("utf-8") if isinstance(v, bytes) else (
-                    int(v) if fld.attr == "frame_index" else v)
+            if fields is not None and fld.attr not in fields:
+                continue
+            if fld.path not in self._datasets:  # added after this file's schema version
+                out[fld.attr] = fld.missing
+                continue
+            v = self._datasets[fld.path][row]
+            out[fld.attr] = v.decode("utf-8") if isinstance(v, bytes) else (
+                int(v) if fld.attr == "frame_index" else v)
         if fields is None or "visible_faces" in fields:
             out["visible_faces"] = self.visible_faces(row)
         return out

@@ -24,7 +24,7 @@ from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
 
 SHARD_FIELDS = ("image", "depth", "rendered_depth", "amodal_depth", "intrinsics", "world_to_camera",
-                "visible_faces")
+                "visible_faces", "structure_source")
 """The shard fields a :class:`EvalFrame` carries (``visible_faces`` selects the ground truth)."""
 
 
@@ -56,6 +56,7 @@ class EvalFrame:
     world_to_camera, camera_to_world: (4, 4) float64.
     gt_vertices: (V, 3) float64 metres, camera frame, the ground-truth visible mesh's vertices;
     gt_faces: (F, 3) int64 indexing them.
+    structure_source: "labels" | "inferred" (what bounds ``amodal_depth``, SPEC §4.9) or "unknown".
     """
 
     ref: FrameRef
@@ -68,6 +69,7 @@ class EvalFrame:
     camera_to_world: np.ndarray
     gt_vertices: np.ndarray
     gt_faces: np.ndarray
+    structure_source: str = "unknown"
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -126,4 +128,5 @@ def read_test_frame(ref: FrameRef, reader: ShardReader | None = None) -> EvalFra
     vertices, faces = visible_mesh(ref.dataset, ref.root, ref.scene_id, rec["visible_faces"],
                                    world_to_camera)
     return EvalFrame(ref, rec["image"], rec["depth"], rec["rendered_depth"], rec["amodal_depth"],
-                     rec["intrinsics"], world_to_camera, np.linalg.inv(world_to_camera), vertices, faces)
+                     rec["intrinsics"], world_to_camera, np.linalg.inv(world_to_camera), vertices, faces,
+                     rec["structure_source"])

@@ -27,12 +27,15 @@ def test_table_and_curves(tmp_path: Path) -> None:
     f1 = {"dgs-s0": 0.5, "dgs-s1": 0.3, "nograd-s0": 0.2, "nograd-s1": 0.2}
     for name in f1:
         write_run(runs, name, [1.0, 0.5, 0.25], samples_per_s=2.0)
-    per_frame = pd.DataFrame([{"method": m, "protocol": p, "fit_f1": f + (0.1 if p == "paper" else 0) + d,
+    # Two test scenes of two frames each; "paper" rows (the old alias) must not enter the table.
+    per_frame = pd.DataFrame([{"method": m, "protocol": p, "dataset": "scannet", "scene_id": f"s{k // 2}",
+                               "frame_index": k, "fit_f1": f + (0.1 if p == "paper" else 0) + d,
                                "fit_chamfer": 0.1}
-                              for m, f in f1.items() for p in ("release", "paper") for d in (-0.05, 0.05)])
+                              for m, f in f1.items() for p in ("release", "paper")
+                              for k, d in enumerate((-0.05, 0.05, -0.05, 0.05))])
     csv = tmp_path / "per_frame.csv"
     per_frame.to_csv(csv, index=False)
-    assert main([str(csv), "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert main([str(csv), "--runs", str(runs), "--out", str(tmp_path / "out"), "--bootstrap", "300"]) == 0
     table = pd.read_csv(tmp_path / "out" / "ablation.csv", index_col=0)
     assert list(table.index) == ["dgs", "nograd"]  # best F1 first
     assert table.loc["dgs", "fit_f1_mean"] == pytest.approx(40.0)  # release rows only, in %
@@ -42,7 +45,16 @@ def test_table_and_curves(tmp_path: Path) -> None:
     assert table.loc["dgs", "seconds_mean"] == pytest.approx(3 * 4 / 2.0)  # 3 steps of batch 4 at 2 samples/s
     assert table.loc["dgs", "val_bce_mean"] == pytest.approx(0.25 / 3)  # the last validation, not the mean
     assert table.loc["nograd", "val_accuracy_mean"] == pytest.approx(70.0)  # %
-    assert "40.0 ± 14.1" in (tmp_path / "out" / "ablation.md").read_text()
+    # Seeds × scenes bootstrap: dgs's seeds (50 and 30) make its interval wide; nograd's seeds agree,
+    # its ±5 frame noise is the same in every scene. The difference −20 has dgs's seed spread.
+    assert table.loc["dgs", "fit_f1_lo"] < 35 and table.loc["dgs", "fit_f1_hi"] > 45
+    assert table.loc["nograd", "fit_f1_lo"] > 14 and table.loc["nograd", "fit_f1_hi"] < 26
+    assert table.loc["nograd", "d_fit_f1"] == pytest.approx(-20.0)
+    assert table.loc["nograd", "d_fit_chamfer"] == pytest.approx(0.0)
+    text = (tmp_path / "out" / "ablation.md").read_text()
+    assert "40.0 ± 14.1 [" in text and "Δ F1 vs dgs" in text
+    assert "Resolved (the interval excludes 0)" in text and "Not resolved: " in text
+    assert "nograd Chamfer +0.0 cm" in text.split("Not resolved: ")[1]
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 0
 
 

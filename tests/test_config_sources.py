@@ -1,9 +1,10 @@
 """One source of truth per config key: config/config.yaml, the schema and the typed settings agree.
 
 Where each key's default lives:
-- library settings (``prepare`` -> ``pipeline.prepare_config``; ``evaluate.samples``/``clip_gt`` ->
-  ``benchmark.evaluate.Settings``; ``evaluate.resolution`` -> ``dgs_core.infer.RESOLUTION``;
-  protocol names -> ``benchmark.protocols.PROTOCOLS``; datasets and splits -> ``pipeline.datasets``;
+- library settings (``prepare`` -> ``pipeline.prepare_config``; ``evaluate.samples`` ->
+  ``benchmark.evaluate.Settings``; ``evaluate.bootstrap`` -> ``benchmark.aggregate.DEFAULT_BOOT``;
+  ``evaluate.resolution`` -> ``dgs_core.infer.RESOLUTION``; protocol names and inline protocol keys
+  -> ``benchmark.protocols`` (NAMES, Protocol); datasets and splits -> ``pipeline.datasets``;
   generator presets and seed -> ``pipeline.synthetic.config``; ``train.device`` -> ``dgs_core.train``):
   the typed code is the source, and the schema must state the same default and the same choices;
 - workflow-only keys (experiments, figures, seeds, ...): the schema is the source.
@@ -80,29 +81,37 @@ def test_prepare_section_refuses_unknown_and_runtime_keys() -> None:
 
 
 def test_evaluate_section_matches_the_scoring_code() -> None:
+    from benchmark.aggregate import DEFAULT_BOOT
     from benchmark.evaluate import Settings
-    from benchmark.protocols import PROTOCOLS
+    from benchmark.protocols import GT_SCOPES, MISSING, NAMES, ORDERS, POINTS, Protocol, resolve
     from dgs_core.infer import DEFAULT_GRID, GRIDS, RESOLUTION
     from pipeline.datasets import DATASETS
 
     settings = {f.name: f.default for f in dataclasses.fields(Settings)}
     props = _props("evaluate")["properties"]
     assert props["samples"]["default"] == settings["n_samples"]
-    assert props["clip_gt"]["default"] == settings["clip_gt"]
+    assert props["bootstrap"]["default"] == DEFAULT_BOOT
     assert props["resolution"]["default"] == RESOLUTION
     assert props["grid"]["enum"] == list(GRIDS) and props["grid"]["default"] == DEFAULT_GRID
-    assert props["protocols"]["items"]["enum"] == list(PROTOCOLS)
-    assert set(props["protocols"]["default"]) <= set(PROTOCOLS)
+    name_item, inline_item = props["protocols"]["items"]["oneOf"]
+    assert name_item["enum"] == list(NAMES)
+    assert inline_item["properties"]["base"]["enum"] == list(NAMES)
+    fields = {f.name for f in dataclasses.fields(Protocol)}
+    assert set(inline_item["properties"]) == fields | {"base"}, "inline protocol keys != Protocol fields"
+    choices = {"order": ORDERS, "gt_scope": GT_SCOPES, "points": POINTS, "missing": MISSING}
+    assert {k: tuple(v["enum"]) for k, v in inline_item["properties"].items() if "enum" in v and k != "base"} == choices
+    for name in props["protocols"]["default"]:
+        resolve(name)
     assert props["datasets"]["items"]["enum"] == list(DATASETS)
     assert props["datasets"]["default"] == list(DATASETS)
 
 
 def test_dataset_enums_come_from_the_registry() -> None:
-    from benchmark.protocols import PROTOCOLS
+    from benchmark.protocols import NAMES
     from pipeline.datasets import DATASETS
 
     assert _props("ablation")["properties"]["datasets"]["items"]["enum"] == list(DATASETS)
-    assert _props("ablation")["properties"]["protocol"]["enum"] == list(PROTOCOLS)
+    assert _props("ablation")["properties"]["protocol"]["enum"] == list(NAMES)
     assert _props("scannet_splits")["items"]["enum"] == list(DATASETS["scannet"].splits)
     for name in DATASETS:  # every registered dataset has a root key
         assert f"{name}_root" in SCHEMA["properties"], name
@@ -125,6 +134,19 @@ def test_train_section_matches_the_trainer_and_the_experiment_files() -> None:
     experiments = {p.stem for p in (REPO / "config" / "experiments").glob("*.yaml")}
     assert props["experiment"]["default"] in experiments
     assert set(props["ablation"]["default"]) <= experiments
+
+
+def test_inline_protocols_validate_against_the_schema() -> None:
+    import jsonschema
+
+    from benchmark.protocols import resolve
+
+    inline = {"name": "paper-10cm", "base": "dgs-paper", "threshold": 0.1, "missing": "drop"}
+    jsonschema.validate({"evaluate": {"protocols": ["dgs-release", "paper", inline]}}, SCHEMA)
+    assert resolve(inline).threshold == 0.1  # what the schema accepts, the registry resolves
+    for bad in (["releese"], [{"name": "x", "treshold": 0.1}], [{"threshold": 0.1}], [{"name": "x", "order": "later"}]):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"evaluate": {"protocols": bad}}, SCHEMA)
 
 
 def test_predict_image_defaults_come_from_the_workflow_and_prepare_settings() -> None:

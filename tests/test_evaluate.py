@@ -10,7 +10,8 @@ import pytest
 from benchmark.depth_mesh import mesh_from_depth
 from benchmark.evaluate import Settings, evaluate, main, mesh_path, score_frame
 from benchmark.predictions import load_prediction
-from benchmark.protocols import evaluate_frame, to_row
+from benchmark.protocols import resolve
+from benchmark.scoring import evaluate_frame, to_row
 from benchmark.render import render_depth
 from pipeline.formats.images import encode_png16
 from pipeline.formats.ply import read_ply, write_ply
@@ -43,10 +44,12 @@ def test_perfect_mesh_scores_f1_one_under_both_protocols(tiny_frames, tmp_path):
         write_ply(_stem(method, ref).with_suffix(".ply"), frame.gt_vertices, frame.gt_faces)
     settings = Settings({"perfect": method}, ("release", "paper"), tmp_path / "out", SAMPLES)
     table = evaluate([ref for ref, _ in tiny_frames], settings)
-    assert len(table) == 2 * 2 and set(table["protocol"]) == {"release", "paper"}
+    assert len(table) == 2 * 2 and set(table["protocol"]) == {"dgs-release", "dgs-paper"}  # aliases
+    assert set(table["protocol_hash"]) == {resolve(p, SAMPLES).hash for p in ("dgs-release", "dgs-paper")}
     assert (table["prediction"] == "mesh").all()
+    assert (table["structure"] == "inferred").all()  # the synthetic test scene ships no labels
     for variant in ("metric", "fit"):
-        # The ground truth is delineated like the prediction (clip_gt), so the same faces are kept;
+        # The ground truth is delineated like the prediction (gt_scope), so the same faces are kept;
         # F1 misses 1 only where 20k samples leave a gap > 5 cm on a large face.
         assert np.allclose(table[f"{variant}_f1"], 1.0, atol=1e-3), table[f"{variant}_f1"]
         # Two independent samplings of the same surface: the mean nearest distance is about
@@ -88,7 +91,7 @@ def test_plane_shifted_by_10cm_has_zero_precision_until_fitted(tmp_path):
     write_ply(_stem(method, ref).with_suffix(".ply"), *_plane(-0.1))  # 10 cm in front of the wall
     settings = Settings({"shifted": method}, ("release", "paper"), tmp_path / "out", SAMPLES)
     rows = pd.DataFrame(score_frame(_plane_frame(ref), "shifted", settings))
-    assert list(rows["protocol"]) == ["release", "paper"]
+    assert list(rows["protocol"]) == ["dgs-release", "dgs-paper"]
     assert (rows["metric_prec"] == 0).all() and (rows["metric_recall"] == 0).all()
     assert np.allclose(rows["metric_acc"], 0.1, atol=0.01) and (rows["metric_acc"] >= 0.1 - 1e-9).all()
     # Along every ray the shifted plane's depth is a fixed multiple of the wall's (both planes pass
@@ -111,7 +114,7 @@ def test_depth_map_method_scores_like_its_meshed_depth(tiny_frames, tmp_path):
     v, f = mesh_from_depth(frame.rendered_depth, fx, fy, cx, cy)
     expected = to_row(evaluate_frame(v, f, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
                                      intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
-                                     n_samples=SAMPLES, clip_gt=True))
+                                     protocol=resolve("dgs-release", SAMPLES)))
     for key in ("metric_acc", "metric_compl", "metric_f1", "fit_f1", "metric_depth_abs_rel", "faces_kept"):
         assert rows["npy"][key] == pytest.approx(expected[key], rel=1e-9), key
         assert rows["png"][key] == pytest.approx(expected[key], rel=0.02, abs=2e-3), key  # mm rounding
@@ -120,15 +123,19 @@ def test_depth_map_method_scores_like_its_meshed_depth(tiny_frames, tmp_path):
     assert len(written.faces) == len(f)
 
 
-def test_missing_prediction_is_a_nan_row_and_a_missing_folder_an_error(tiny_frames, tmp_path):
+def test_missing_prediction_is_penalized_or_dropped_and_a_missing_folder_an_error(tiny_frames, tmp_path):
     ref, frame = tiny_frames[0]
     (tmp_path / "empty").mkdir()
-    settings = Settings({"empty": tmp_path / "empty"}, ("release", "paper"), tmp_path / "out", SAMPLES)
-    rows = score_frame(frame, "empty", settings)
-    assert [r["protocol"] for r in rows] == ["release", "paper"]
-    for row in rows:
+    drop = {"name": "paper-drop", "base": "dgs-paper", "missing": "drop"}
+    settings = Settings({"empty": tmp_path / "empty"}, ("release", drop), tmp_path / "out", SAMPLES)
+    penalized, dropped = score_frame(frame, "empty", settings)
+    assert (penalized["protocol"], dropped["protocol"]) == ("dgs-release", "paper-drop")
+    for row in (penalized, dropped):
         assert row["prediction"] == "missing" and row["metric_reason"] == "missing_prediction"
-        assert np.isnan(row["metric_f1"]) and np.isnan(row["fit_acc"])
+    assert penalized["missing"] == "penalize" and penalized["metric_f1"] == 0.0 and penalized["fit_acc"] == 1.0
+    assert dropped["missing"] == "drop" and np.isnan(dropped["metric_f1"]) and np.isnan(dropped["fit_acc"])
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate([ref], Settings({"empty": tmp_path / "empty"}, ("relase",), tmp_path / "out"))
     gone = Settings({"gone": tmp_path / "gone"}, ("release",), tmp_path / "out", SAMPLES)
     with pytest.raises(FileNotFoundError, match="gone"):
         evaluate([ref], gone)
@@ -169,6 +176,7 @@ def test_cli_writes_the_per_frame_csv_with_missing_frames_counted(prepared_tiny,
     assert len(table) == n_frames and not list(out.glob("*.partial"))
     assert (table["prediction"] == "missing").sum() == n_frames - 1
     assert (table["metric_reason"] == "missing_prediction").sum() == n_frames - 1
+    assert (table.loc[table["prediction"] == "missing", "metric_f1"] == 0).all()  # penalized
     assert table.loc[table["frame_index"] == ref.frame_index, "metric_f1"].item() == pytest.approx(1.0, abs=1e-3)
     # Figures only for frames with a prediction (one here), plus the F1 histogram.
     figures = sorted(p.name for p in (out / "figures").iterdir())

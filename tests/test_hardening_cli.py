@@ -151,7 +151,8 @@ def test_bad_prediction_files_are_unreadable_rows_and_the_run_goes_on(prepared_t
     for ref, stem, ext in zip(refs[:4], stems, (".npy", ".npy", ".ply", ".npz")):
         row = rows[ref.frame_index]
         assert row.prediction == "unreadable" and row.fit_reason == "unreadable_prediction", row
-        assert np.isnan(row.fit_f1) and str(stem.with_suffix(ext)) in err
+        # a failure of the method: penalized under the protocol's default policy (F1 0, distances at the clamp)
+        assert row.missing == "penalize" and row.fit_f1 == 0 and str(stem.with_suffix(ext)) in err
     assert "pickled" in err or "allow_pickle" in err  # the object array was refused, not unpickled
     nan_row = rows[refs[4].frame_index]
     assert nan_row.prediction == "mesh" and nan_row.nan_vertices == 1 and nan_row.fit_f1 > 0.8

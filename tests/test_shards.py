@@ -137,3 +137,32 @@ def test_inconsistent_frame_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         with ShardWriter(tmp_path / "u") as w:
             w.append(unsorted)
+
+
+def test_version_1_shards_and_manifests_read_structure_source_as_unknown(tmp_path: Path) -> None:
+    """Schema 2 added ``structure_source``; a version-1 file (no such dataset) still reads, as do
+    manifests written before the column existed."""
+    import pandas as pd
+
+    from pipeline.manifest import COLUMNS, read_manifest
+
+    sample = make_sample(0)
+    sample.structure_source = "inferred"
+    with ShardWriter(tmp_path) as w:
+        w.append(sample)
+    path = tmp_path / "shard_00000.h5"
+    with ShardReader(path) as reader:
+        assert reader[0].structure_source == "inferred" and reader.version == SCHEMA_VERSION == 2
+    with h5py.File(path, "a") as f:  # what a version-1 writer left
+        del f["structure_source"]
+        f.attrs["schema_version"] = 1
+    with ShardReader(path) as reader:
+        old = reader[0]
+        assert reader.version == 1 and old.structure_source == "unknown"
+        assert reader.read(0, fields=("structure_source", "scene_id")) == {
+            "structure_source": "unknown", "scene_id": "scene0000_00"}
+    np.testing.assert_array_equal(old.amodal_depth, sample.amodal_depth)
+    manifest = tmp_path / "manifest.parquet"
+    row = {c: ("x" if t == "string" else 0) for c, t in COLUMNS.items() if c != "structure_source"}
+    pd.DataFrame([row]).to_parquet(manifest)
+    assert read_manifest(manifest)["structure_source"].tolist() == ["unknown"]

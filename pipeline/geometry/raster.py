@@ -175,6 +175,22 @@ def rasterise_depths(vertices: np.ndarray, faces: np.ndarray, structure: np.ndar
     return near, near_structure, far
 
 
+def _buffers(vertices: np.ndarray, chunks: FaceChunks, world_to_camera: np.ndarray,
+             intrinsics: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rasterise_depths`` over the chunks in view: nearest, nearest-structure, farthest (±inf = none)."""
+    t_cw = np.asarray(world_to_camera, dtype=np.float64)
+    rotation, translation = np.ascontiguousarray(t_cw[:3, :3]), np.ascontiguousarray(t_cw[:3, 3])
+    fx, fy, cx, cy = (float(a) for a in intrinsics)
+    ok = chunks_in_view(chunks.lo, chunks.hi, rotation, translation,
+                        view_planes(fx, fy, cx, cy, width, height))
+    return rasterise_depths(vertices, chunks.faces, chunks.structure, chunk_members(chunks.starts, ok),
+                            rotation, translation, fx, fy, cx, cy, int(width), int(height))
+
+
+def _finite(d: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(d), d, np.nan).astype(np.float32)
+
+
 def depth_maps_raster(vertices: np.ndarray, chunks: FaceChunks, world_to_camera: np.ndarray,
                       intrinsics: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Rendered (nearest hit) and amodal depth, each (height, width) float32 metres, NaN = no hit.
@@ -183,17 +199,12 @@ def depth_maps_raster(vertices: np.ndarray, chunks: FaceChunks, world_to_camera:
     world_to_camera (4, 4) float64; intrinsics (4,) fx, fy, cx, cy pixels.
     Amodal = min(first structure hit, farthest hit).
     """
-    t_cw = np.asarray(world_to_camera, dtype=np.float64)
-    rotation, translation = np.ascontiguousarray(t_cw[:3, :3]), np.ascontiguousarray(t_cw[:3, 3])
-    fx, fy, cx, cy = (float(a) for a in intrinsics)
-    ok = chunks_in_view(chunks.lo, chunks.hi, rotation, translation,
-                        view_planes(fx, fy, cx, cy, width, height))
-    near, near_structure, far = rasterise_depths(vertices, chunks.faces, chunks.structure,
-                                                 chunk_members(chunks.starts, ok), rotation, translation,
-                                                 fx, fy, cx, cy, int(width), int(height))
-    amodal = np.minimum(near_structure, far)
+    near, near_structure, far = _buffers(vertices, chunks, world_to_camera, intrinsics, width, height)
+    return _finite(near), _finite(np.minimum(near_structure, far))
 
-    def finite(d: np.ndarray) -> np.ndarray:
-        return np.where(np.isfinite(d), d, np.nan).astype(np.float32)
 
-    return finite(near), finite(amodal)
+def structure_depth_raster(vertices: np.ndarray, chunks: FaceChunks, world_to_camera: np.ndarray,
+                           intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Depth of the first structure hit alone, (height, width) float32 metres, NaN where a ray meets
+    no structure face (arguments as :func:`depth_maps_raster`)."""
+    return _finite(_buffers(vertices, chunks, world_to_camera, intrinsics, width, height)[1])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from pipeline.geometry.chunks import FaceChunks, build_chunks
+from pipeline.geometry.structure import face_geometry
 
 if TYPE_CHECKING:
     import open3d as o3d
@@ -31,7 +32,8 @@ class SceneGeometry:
     vertices: (V, 3) float64 world metres. faces: (F, 3) int32. face_labels: (F,) int (NYU40).
     structure: (F,) bool, face label in the structure classes. normals: (F, 3) float64 unit normals by
     winding (zero for degenerate faces; the side is re-decided per frame toward the camera).
-    areas: (F,) float64 m². centroids: (F, 3) float64 world.
+    areas: (F,) float64 m². centroids: (F, 3) float64 world. structure_source: where ``structure``
+    came from, "labels" or "inferred" (SPEC §4.9).
     """
 
     vertices: np.ndarray
@@ -41,17 +43,21 @@ class SceneGeometry:
     normals: np.ndarray
     areas: np.ndarray
     centroids: np.ndarray
+    structure_source: str = "labels"
     _raycaster: Any = field(default=None, repr=False, compare=False)
     _structure_raycaster: Any = field(default=None, repr=False, compare=False)
     _chunks: FaceChunks | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_mesh(cls, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None,
-                  structure_labels: Sequence[int]) -> "SceneGeometry":
+                  structure_labels: Sequence[int], *, structure: np.ndarray | None = None,
+                  structure_source: str = "labels") -> "SceneGeometry":
         """Validate a mesh and precompute face data.
 
         vertices (V, 3) float world metres; faces (F, 3) int vertex indices; face_labels (F,) NYU40
-        ids or None (then no face is structure). Raises ValueError on NaN/inf vertices, bad face
+        ids or None (then no face is structure). structure: (F,) bool structure faces decided by
+        the caller (``pipeline.geometry.structure.choose_structure``), overriding the labels; its
+        ``structure_source`` is recorded. Raises ValueError on NaN/inf vertices, bad face
         indices or shapes — fix the mesh (or skip the scene) rather than prepare wrong rows.
         """
         v = np.asarray(vertices, dtype=np.float64)
@@ -73,12 +79,15 @@ class SceneGeometry:
             if labels.shape != (f.shape[0],):
                 raise ValueError(f"SceneGeometry.from_mesh: expected face_labels ({f.shape[0]},), "
                                  f"found {labels.shape}; give one NYU40 id per face")
-        a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-        cross = np.cross(b - a, c - a)
-        norm = np.linalg.norm(cross, axis=1)
-        normals = np.divide(cross, norm[:, None], out=np.zeros_like(cross), where=norm[:, None] > 0)
-        structure = np.isin(labels, np.asarray(list(structure_labels), dtype=np.int32))
-        return cls(v, f, labels, structure, normals, 0.5 * norm, (a + b + c) / 3.0)
+        normals, areas, centroids = face_geometry(v, f)
+        if structure is None:
+            structure = np.isin(labels, np.asarray(list(structure_labels), dtype=np.int32))
+        else:
+            structure = np.asarray(structure, dtype=bool)
+            if structure.shape != (f.shape[0],):
+                raise ValueError(f"SceneGeometry.from_mesh: expected structure ({f.shape[0]},), "
+                                 f"found {structure.shape}; give one flag per face")
+        return cls(v, f, labels, structure, normals, areas, centroids, structure_source)
 
     @property
     def chunks(self) -> FaceChunks:

@@ -48,7 +48,8 @@ rule evaluate_ablation:
 
 
 rule ablation:
-    """The ablation table (F1 / Chamfer mean ± std over seeds) and the training-loss curves."""
+    """The ablation table (F1 / Chamfer mean ± std over seeds, 95 % intervals over seeds × scenes, differences
+    to the first experiment of train.ablation) and the training-loss curves."""
     input:
         rules.evaluate_ablation.output,
     output:
@@ -59,7 +60,8 @@ rule ablation:
     params:
         runs=WORK / "models",
         protocol=config["ablation"]["protocol"],
+        options=statistics_options(config["train"]["ablation"][0]),
         out=ABLATION,
     shell:
         "python -m benchmark.ablation {input:q} --runs {params.runs:q} --protocol {params.protocol:q}"
-        " --out {params.out:q} > {log:q} 2>&1 && cat {output[0]:q}"
+        " {params.options} --out {params.out:q} > {log:q} 2>&1 && cat {output[0]:q}"

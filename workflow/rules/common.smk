@@ -71,20 +71,27 @@ def test_manifest(dataset):
 
 def evaluate_command(methods, datasets, protocols, out, figures=0):
     """The benchmark.evaluate command (shell-quoted) scoring `methods` (name -> folder) on the test
-    sets of `datasets` under `protocols` into `out`. Points per mesh and GT clipping come from the
-    `evaluate` section, so every rule that scores predictions scores them the same way."""
+    sets of `datasets` under `protocols` (names, or inline parameter sets passed as JSON) into `out`.
+    Points per mesh come from the `evaluate` section, so every rule that scores predictions scores
+    them the same way."""
     ev = config["evaluate"]
     words = ["python -m benchmark.evaluate"]
     words += [f"--method {shlex.quote(f'{name}={folder}')}" for name, folder in methods.items()]
     for dataset in datasets:
         words.append(f"--manifest {shlex.quote(f'{dataset}={test_manifest(dataset)}')}")
         words.append(f"--root {shlex.quote(f'{dataset}={dataset_root(dataset)}')}")
-    words.append("--protocols " + " ".join(shlex.quote(p) for p in protocols))
-    words.append(f"--figures {int(figures)} --samples {int(ev['samples'])}")
-    if not ev["clip_gt"]:
-        words.append("--no-clip-gt")
+    words.append("--protocols " + " ".join(
+        shlex.quote(p if isinstance(p, str) else json.dumps(p, sort_keys=True)) for p in protocols))
+    words.append(f"--figures {int(figures)}")
+    if ev["samples"] is not None:
+        words.append(f"--samples {int(ev['samples'])}")
     words.append(f"--out {shlex.quote(str(out))}")
     return " ".join(words)
+
+
+def statistics_options(reference):
+    """`--reference NAME --bootstrap B` of the report and ablation tables (evaluate section)."""
+    return f"--reference {shlex.quote(reference)} --bootstrap {int(config['evaluate']['bootstrap'])}"
 
 
 def prepare_options():

@@ -36,7 +36,8 @@ rule evaluate:
 
 
 rule report:
-    """Aggregate the per-frame metrics into CSV / LaTeX / Markdown tables, per-scene tables and the F1 histogram."""
+    """Aggregate the per-frame metrics into CSV / LaTeX / Markdown tables (N, failed frames, 95 % intervals,
+    paired differences against evaluate.reference), per-scene tables and the F1 histogram."""
     input:
         rules.evaluate.output,
     output:
@@ -45,5 +46,6 @@ rule report:
         LOGS / "report.log",
     params:
         out=WORK / "report",
+        options=statistics_options(config["evaluate"]["reference"] or next(iter(evaluated_models()))),
     shell:
-        "python -m benchmark.report {input:q} --out {params.out:q} > {log:q} 2>&1"
+        "python -m benchmark.report {input:q} --out {params.out:q} {params.options} > {log:q} 2>&1"
