@@ -46,7 +46,7 @@ from tqdm import tqdm
 from benchmark.figures import frame_figure
 from benchmark.predictions import UNREADABLE, MissingPrediction, UnreadablePrediction, drop_nonfinite, load_prediction
 from benchmark.protocols import Protocol, parse_cli, resolve
-from benchmark.scoring import evaluate_frame, failed_frame, fit_and_delineate, to_row
+from benchmark.scoring import Reuse, evaluate_frame, failed_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
 from pipeline.errors import InputError, check_name, run_main
@@ -55,6 +55,8 @@ from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_fr
 
 ID_COLUMNS = ("method", "dataset", "scene_id", "frame_index", "protocol")
 MISSING = "missing_prediction"
+SAVE_MESHES = ("none", "figures", "all")
+"""Which derived meshes are written (``evaluate.save_meshes``)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ class Settings:
     parameter of the scoring (scope, fit order, GT clipping, points, threshold, clamp, failure
     policy) is the protocol's. n_samples: when set, replaces the sample count of every sampling
     protocol (its hash changes with it); None keeps each protocol's own (200k).
+    save_meshes: which meshes the benchmark derived from grids or depth maps are written as PLY under
+    ``out/meshes``: "none", "figures" (those of the frames drawn as figures) or "all".
+    reuse: share the ground truth's point sets and k-d trees across methods and protocols, and one
+    prediction's render and point sets across protocols (:class:`benchmark.scoring.Reuse`); the
+    numbers are identical either way (False only to measure or check that).
     """
 
     methods: dict[str, Path]
@@ -72,6 +79,12 @@ class Settings:
     out: Path
     n_samples: int | None = None
     seed: int = 0
+    save_meshes: str = "figures"
+    reuse: bool = True
+
+    def __post_init__(self) -> None:
+        if self.save_meshes not in SAVE_MESHES:
+            raise ValueError(f"benchmark.evaluate: save_meshes must be one of {SAVE_MESHES}, got {self.save_meshes!r}")
 
     @property
     def rules(self) -> tuple[Protocol, ...]:
@@ -84,10 +97,13 @@ def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
     return out / "meshes" / method / ref.dataset / ref.scene_id / f"{ref.frame_index:06d}.ply"
 
 
-def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]:
-    """One row per protocol for one method on one frame (NaN rows when the prediction is missing or
-    unreadable; non-finite vertices dropped and counted in ``nan_vertices``)."""
+def score_frame(frame: EvalFrame, method: str, settings: Settings, reuse: Reuse | None = None) -> list[dict]:
+    """One row per protocol for one method on one frame (failed rows when the prediction is missing
+    or unreadable; non-finite vertices dropped and counted in ``nan_vertices``). ``reuse``: the
+    frame's shared work (:class:`benchmark.scoring.Reuse`), if any."""
     ref = frame.ref
+    if reuse is not None:
+        reuse.next_prediction()
     ident = {"method": method, "dataset": ref.dataset, "scene_id": ref.scene_id,
              "frame_index": ref.frame_index, "structure": frame.structure_source, "nan_vertices": 0}
     try:
@@ -103,16 +119,14 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]
     if ident["nan_vertices"]:
         print(f"benchmark.evaluate: {method} {ref.name}: {ident['nan_vertices']} non-finite vertices "
               f"dropped with their faces; the rest is scored", file=sys.stderr)
-    if kind != "mesh":  # the meshes the benchmark derived itself are an output
-        path = mesh_path(settings.out, method, ref)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_ply(path, vertices, faces)
+    if kind != "mesh" and settings.save_meshes == "all":  # a derived mesh is an output
+        write_ply(mesh_path(settings.out, method, ref), vertices, faces)
     rows = []
     for rule in settings.rules:
         result = evaluate_frame(
             vertices, faces, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
             intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
-            protocol=rule, amodal_depth=frame.amodal_depth, seed=settings.seed)
+            protocol=rule, amodal_depth=frame.amodal_depth, seed=settings.seed, reuse=reuse)
         rows.append({**ident, "prediction": kind, **to_row(result)})
     return rows
 
@@ -121,7 +135,8 @@ def _frame_rows(ref: FrameRef, settings: Settings) -> tuple[list[dict], float]:
     """Every method × protocol row of one frame, and the seconds it took (ground truth included)."""
     start = time.perf_counter()
     frame = read_test_frame(ref)
-    rows = [row for method in settings.methods for row in score_frame(frame, method, settings)]
+    reuse = Reuse() if settings.reuse else None
+    rows = [row for method in settings.methods for row in score_frame(frame, method, settings, reuse)]
     return rows, time.perf_counter() - start
 
 
@@ -173,7 +188,9 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
                   k: int) -> list[Path]:
     """Fig. 5-style figures of the first ``k`` frames (manifest order) with a prediction, per method,
     for the first protocol of ``settings`` (fitted mesh when the fit succeeded), and the per-frame
-    F1 histogram; all under ``settings.out / "figures"``. Returns the written paths."""
+    F1 histogram; all under ``settings.out / "figures"``. With ``save_meshes == "figures"`` the meshes
+    derived from those frames' grids or depth maps are also written (``mesh_path``). Returns the
+    written paths."""
     out = settings.out / "figures"
     rule = settings.rules[0]
     written = []
@@ -184,7 +201,12 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
         chosen = [r for r in frames if (r.dataset, r.scene_id, r.frame_index) in have][:k]
         for ref in chosen:
             frame = read_test_frame(ref)
-            verts, faces, _ = drop_nonfinite(*load_prediction(settings.methods[method], frame)[:2])
+            verts, faces, kind = load_prediction(settings.methods[method], frame)
+            verts, faces, _ = drop_nonfinite(verts, faces)
+            if kind != "mesh" and settings.save_meshes == "figures":
+                path = mesh_path(settings.out, method, ref)
+                write_ply(path, verts, faces)
+                written.append(path)
             scope = fit_and_delineate(verts, faces, frame.gt_vertices, frame.gt_faces,
                                       frame.rendered_depth.astype(np.float64),
                                       intrinsics=frame.intrinsics,
@@ -232,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
                         help="points sampled per mesh, replacing each sampling protocol's own (200k)")
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
+    parser.add_argument("--save-meshes", choices=SAVE_MESHES, default=defaults["save_meshes"],
+                        help="write the meshes derived from grids/depth maps as PLY under OUT/meshes: none, "
+                             "those of the figure frames, or all (default %(default)s)")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))
@@ -240,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         protocols = tuple(parse_cli(p) for p in args.protocols)
         settings = Settings({k: Path(v) for k, v in _pairs(args.method, "--method").items()},
-                            protocols, args.out, args.samples, args.seed)
+                            protocols, args.out, args.samples, args.seed, save_meshes=args.save_meshes)
         _check(settings)
     except ValueError as err:
         parser.error(str(err))

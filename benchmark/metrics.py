@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.nearest import nearest_distances
+from benchmark.nearest import NearestIndex, nearest_distances
 from benchmark.sampling import as_points
 
 MESH_KEYS = ("acc", "compl", "chamfer", "prec", "recall", "f1")
@@ -23,7 +23,8 @@ GT_DEPTH_MAX = 10.0
 
 
 def mesh_metrics(pred_points: np.ndarray, gt_points: np.ndarray, threshold: float = 0.05,
-                 nn_method: str = "auto", clamp: float | None = None) -> dict:
+                 nn_method: str = "auto", clamp: float | None = None,
+                 gt_index: NearestIndex | None = None) -> dict:
     """Accuracy, completeness, Chamfer, precision, recall and F1 between two point sets.
 
     Args:
@@ -34,6 +35,8 @@ def mesh_metrics(pred_points: np.ndarray, gt_points: np.ndarray, threshold: floa
         nn_method: nearest-neighbour back end, see ``benchmark.nearest.nearest_distances``.
         clamp: when set, every nearest-neighbour distance is capped at it (metres) before the
             means (TransformerFusion's 1 m); precision and recall do not change for clamp > threshold.
+        gt_index: a :class:`benchmark.nearest.NearestIndex` already built on exactly ``gt_points``
+            (reused across the methods of a frame); built here when None.
     Returns:
         dict with acc = mean pred→GT distance, compl = mean GT→pred distance,
         chamfer = (acc + compl)/2 (metres); prec = fraction of pred points with pred→GT distance
@@ -48,7 +51,12 @@ def mesh_metrics(pred_points: np.ndarray, gt_points: np.ndarray, threshold: floa
         return _nan_dict(MESH_KEYS, "empty_gt")
     if len(pred) == 0:
         return _nan_dict(MESH_KEYS, "empty_prediction")
-    d_pred = nearest_distances(pred, gt, nn_method)  # accuracy side
+    if gt_index is None:
+        gt_index = NearestIndex(gt, nn_method)
+    elif len(gt_index.ref) != len(gt):
+        raise ValueError(f"mesh_metrics: gt_index holds {len(gt_index.ref)} points, gt_points {len(gt)}; "
+                         f"build the index on the same (finite) points")
+    d_pred = gt_index.distances(pred)  # accuracy side
     d_gt = nearest_distances(gt, pred, nn_method)  # completeness side
     if clamp is not None:
         d_pred, d_gt = np.minimum(d_pred, clamp), np.minimum(d_gt, clamp)

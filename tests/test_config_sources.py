@@ -82,7 +82,7 @@ def test_prepare_section_refuses_unknown_and_runtime_keys() -> None:
 
 def test_evaluate_section_matches_the_scoring_code() -> None:
     from benchmark.aggregate import DEFAULT_BOOT
-    from benchmark.evaluate import Settings
+    from benchmark.evaluate import SAVE_MESHES, Settings
     from benchmark.protocols import GT_SCOPES, MISSING, NAMES, ORDERS, POINTS, Protocol, resolve
     from dgs_core.infer import DEFAULT_GRID, GRIDS, RESOLUTION
     from pipeline.datasets import DATASETS
@@ -93,6 +93,7 @@ def test_evaluate_section_matches_the_scoring_code() -> None:
     assert props["bootstrap"]["default"] == DEFAULT_BOOT
     assert props["resolution"]["default"] == RESOLUTION
     assert props["grid"]["enum"] == list(GRIDS) and props["grid"]["default"] == DEFAULT_GRID
+    assert props["save_meshes"]["enum"] == list(SAVE_MESHES) and props["save_meshes"]["default"] == settings["save_meshes"]
     name_item, inline_item = props["protocols"]["items"]["oneOf"]
     assert name_item["enum"] == list(NAMES)
     assert inline_item["properties"]["base"]["enum"] == list(NAMES)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.depth_mesh import mesh_from_depth
-from benchmark.evaluate import Settings, evaluate, main, mesh_path, score_frame
+from benchmark.evaluate import Settings, evaluate, main, mesh_path, score_frame, write_figures
 from benchmark.predictions import load_prediction
 from benchmark.protocols import resolve
 from benchmark.scoring import evaluate_frame, to_row
@@ -107,7 +107,7 @@ def test_depth_map_method_scores_like_its_meshed_depth(tiny_frames, tmp_path):
     np.save(_stem(npy, ref).with_suffix(".npy"), frame.rendered_depth)
     mm = np.nan_to_num(frame.rendered_depth * 1000.0).round().astype(np.uint16)
     _stem(png, ref).with_suffix(".png").write_bytes(encode_png16(mm))
-    settings = Settings({"npy": npy, "png": png}, ("release",), tmp_path / "out", SAMPLES)
+    settings = Settings({"npy": npy, "png": png}, ("release",), tmp_path / "out", SAMPLES, save_meshes="all")
     rows = {row["method"]: row for row in score_frame(frame, "npy", settings)
             + score_frame(frame, "png", settings)}
     fx, fy, cx, cy = frame.intrinsics
@@ -154,7 +154,7 @@ def test_grid_prediction_is_meshed_at_half_and_written_as_ply(tmp_path):
     vertices, faces, kind = load_prediction(method, _plane_frame(ref))
     assert kind == "grid" and len(faces) > 100
     assert np.allclose(np.linalg.norm(vertices - centre, axis=1), radius, atol=0.01)
-    settings = Settings({"grid": method}, ("release",), tmp_path / "out", 2_000)
+    settings = Settings({"grid": method}, ("release",), tmp_path / "out", 2_000, save_meshes="all")
     rows = score_frame(_plane_frame(ref), "grid", settings)
     assert rows[0]["prediction"] == "grid" and rows[0]["faces_total"] == len(faces)
     ply = read_ply(mesh_path(settings.out, "grid", ref))
@@ -181,3 +181,45 @@ def test_cli_writes_the_per_frame_csv_with_missing_frames_counted(prepared_tiny,
     # Figures only for frames with a prediction (one here), plus the F1 histogram.
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["f1_histogram.png", f"perfect_scannet_{ref.scene_id}_{ref.frame_index:06d}.png"]
+
+
+def _noisy_grid(ref: FrameRef, frame: EvalFrame, method: Path, seed: int, res: int = 24) -> None:
+    """A noisy occupancy grid over the frame's ground-truth box (floaters and holes, as an undertrained
+    model predicts), written as the method's prediction of ``ref``."""
+    lo, hi = frame.gt_box()
+    cell = (hi - lo) / res
+    rng = np.random.default_rng(seed)
+    occupancy = rng.random((res, res, res)).astype(np.float16)
+    np.savez(_stem(method, ref).with_suffix(".npz"), occupancy=occupancy, origin=lo + cell / 2, cell=cell)
+
+
+def test_reuse_across_methods_and_protocols_changes_no_value(tiny_frames, tmp_path):
+    """The shared ground-truth point sets and k-d trees, renders and prediction point sets give the
+    same per-frame table, to the last bit, as scoring every (method, protocol) from scratch."""
+    methods = {}
+    for m, kind in enumerate(("perfect", "noisy_a", "noisy_b")):
+        folder = methods.setdefault(kind, tmp_path / kind)
+        for i, (ref, frame) in enumerate(tiny_frames):
+            if kind == "perfect":
+                write_ply(_stem(folder, ref).with_suffix(".ply"), frame.gt_vertices, frame.gt_faces)
+            else:
+                _noisy_grid(ref, frame, folder, seed=10 * m + i)
+    protocols = ("dgs-release", "dgs-paper", "dgs-submission", "atlas", "transformerfusion")
+    refs = [ref for ref, _ in tiny_frames]
+    tables = [evaluate(refs, Settings(methods, protocols, tmp_path / "out", 5_000, reuse=flag)) for flag in (False, True)]
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert len(tables[0]) == len(refs) * len(methods) * len(protocols)
+    assert (tables[0].loc[tables[0]["method"] != "perfect", "fit_f1"] < 0.9).all()  # the noise is scored
+
+
+def test_save_meshes_writes_only_the_figure_frames_by_default(tiny_frames, tmp_path):
+    method = tmp_path / "noisy"
+    for i, (ref, frame) in enumerate(tiny_frames):
+        _noisy_grid(ref, frame, method, seed=i)
+    refs = [ref for ref, _ in tiny_frames]
+    for mode, expected in (("none", []), ("figures", refs[:1]), ("all", refs)):
+        settings = Settings({"noisy": method}, ("release",), tmp_path / mode, 2_000, save_meshes=mode)
+        table = evaluate(refs, settings)
+        write_figures(table, refs, settings, k=1)
+        written = sorted((tmp_path / mode).glob("meshes/**/*.ply"))
+        assert written == sorted(mesh_path(settings.out, "noisy", r) for r in expected), mode

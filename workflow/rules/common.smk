@@ -82,7 +82,7 @@ def evaluate_command(methods, datasets, protocols, out, figures=0):
         words.append(f"--root {shlex.quote(f'{dataset}={dataset_root(dataset)}')}")
     words.append("--protocols " + " ".join(
         shlex.quote(p if isinstance(p, str) else json.dumps(p, sort_keys=True)) for p in protocols))
-    words.append(f"--figures {int(figures)}")
+    words.append(f"--figures {int(figures)} --save-meshes {shlex.quote(ev['save_meshes'])}")
     if ev["samples"] is not None:
         words.append(f"--samples {int(ev['samples'])}")
     words.append(f"--out {shlex.quote(str(out))}")
