@@ -10,10 +10,11 @@ the prepared data they read is missing.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from benchmarks import bench_dgs_op, bench_infer, bench_loader, bench_metrics, bench_prepare
+from benchmarks import bench_dgs_op, bench_evaluate, bench_infer, bench_loader, bench_metrics, bench_prepare
 from benchmarks import bench_sens_reader, bench_train_step
 
 
@@ -157,13 +158,35 @@ def test_reference_prepare_frame_gives_prepare_frames_record() -> None:
 
 
 # -- bench_loader, bench_infer: no reference; missing prepared data is an expected error -------------------
-@pytest.mark.parametrize("script", [bench_loader, bench_infer])
+@pytest.mark.parametrize("script", [bench_loader, bench_infer, bench_evaluate])
 def test_missing_prepared_data_exits_2_with_a_message(script, tmp_path, capsys) -> None:
     argv = ["--manifest", str(tmp_path / "nothing" / "manifest.parquet")]
-    if script is bench_infer:
+    if script is not bench_loader:
         argv += ["--root", str(tmp_path / "no_root")]
     with pytest.raises(SystemExit) as exc:
         script.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "manifest.parquet" in err and "make demo" in err and "Traceback" not in err
+
+
+# -- bench_evaluate: the "before" path (no reuse, cKDTree, every mesh written) vs the default ---------
+def test_evaluation_before_and_after_the_reuse_give_the_same_table(prepared_tiny, tmp_path) -> None:
+    from pipeline.testset import list_test_frames, read_test_frame
+
+    frames = list_test_frames(prepared_tiny.manifest("scannet", "test"), "scannet", prepared_tiny.scannet_root)[:2]
+    method = tmp_path / "noisy"
+    rng = np.random.default_rng(0)
+    for ref in frames:  # a noisy grid over each frame's GT box: floaters, far queries
+        lo, hi = read_test_frame(ref).gt_box()
+        folder = method / ref.dataset / ref.scene_id
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / f"{ref.frame_index:06d}.npz", occupancy=rng.random((20, 20, 20)).astype(np.float16),
+                 origin=lo, cell=(hi - lo) / 19)
+    runs = {name: bench_evaluate.run(frames, {"noisy": method}, ("dgs-release", "dgs-paper"), tmp_path / name,
+                                     before=name == "before") for name in ("before", "after")}
+    pd.testing.assert_frame_equal(runs["before"]["table"], runs["after"]["table"], check_exact=True)
+    stages = runs["before"]["stages"]
+    assert set(stages) == set(bench_evaluate.STAGES) | {"all-in"}
+    assert stages["write meshes"] > 0 and runs["after"]["stages"]["write meshes"] == 0
+    assert all(v <= stages["all-in"] for v in stages.values())
