@@ -30,8 +30,10 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -148,7 +150,9 @@ def evaluate(frames: Sequence[FrameRef], settings: Settings, workers: int = 1) -
     _check(settings)
     if workers > 1:
         # spawn, not fork: forking a process that already runs GNU OpenMP (numba, open3d) aborts.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # One thread per worker process (k-d tree queries, Embree, Numba): N workers use N cores.
+        with _single_threaded_children(), ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(tqdm(pool.map(_frame_rows, frames, [settings] * len(frames)),
                                 total=len(frames), desc="evaluate", unit="frame"))
     else:
@@ -160,6 +164,23 @@ def evaluate(frames: Sequence[FrameRef], settings: Settings, workers: int = 1) -
               f"min {np.min(seconds):.2f}", file=sys.stderr)
     table = pd.DataFrame([row for rows, _ in results for row in rows])
     return table.sort_values(list(ID_COLUMNS), kind="stable").reset_index(drop=True)
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Processes started inside the block run their OpenMP and Numba code on one thread each (the
+    variables are read when a child starts; this process's own thread pools are not changed)."""
+    names = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: "1" for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _check(settings: Settings) -> None:

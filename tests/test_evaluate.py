@@ -1,6 +1,7 @@
 """The evaluate stage (benchmark.evaluate, benchmark.predictions) on prepared tiny frames and analytic scenes."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,11 @@ def test_reuse_across_methods_and_protocols_changes_no_value(tiny_frames, tmp_pa
     tables = [evaluate(refs, Settings(methods, protocols, tmp_path / "out", 5_000, reuse=flag)) for flag in (False, True)]
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
     assert len(tables[0]) == len(refs) * len(methods) * len(protocols)
+    # frames in two single-threaded worker processes: the same table, and this process's environment back
+    environment = dict(os.environ)
+    parallel = evaluate(refs, Settings(methods, protocols, tmp_path / "out", 5_000), workers=2)
+    pd.testing.assert_frame_equal(tables[1], parallel, check_exact=True)
+    assert dict(os.environ) == environment
     assert (tables[0].loc[tables[0]["method"] != "perfect", "fit_f1"] < 0.9).all()  # the noise is scored
 
 
