@@ -16,7 +16,6 @@ Outputs (``--out``):
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 
 from benchmark.report import save_figure
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.cli import command_parser
 from pipeline.errors import run_main
 
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
@@ -155,11 +155,12 @@ def plot_curves(curves: pd.DataFrame, path: Path, window: int = 10) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.ablation", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.ablation", __doc__.split("\n")[0])
     parser.add_argument("per_frame", type=Path, help="per-frame CSV whose methods are <experiment>-s<seed>")
     parser.add_argument("--runs", type=Path, required=True, help="folder holding the <experiment>-s<seed> run folders")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--protocol", default="release", choices=("release", "paper"))
+    parser.add_argument("--out", type=Path, required=True, help="folder for ablation.{md,csv} and loss_curves.png")
+    parser.add_argument("--protocol", default="release", choices=("release", "paper"),
+                        help="the delineation protocol the table reports (SPEC §5)")
     args = parser.parse_args(argv)
     if not args.per_frame.is_file():
         print(f"benchmark.ablation: {args.per_frame} not found; run the ablation evaluation first", file=sys.stderr)

@@ -24,7 +24,6 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import multiprocessing
 import sys
@@ -44,6 +43,7 @@ from benchmark.predictions import UNREADABLE, MissingPrediction, UnreadablePredi
 from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
+from pipeline.cli import command_parser
 from pipeline.errors import InputError, check_name, run_main
 from pipeline.formats.ply import write_ply
 from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
@@ -210,23 +210,23 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.evaluate",
-                                     description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.evaluate", __doc__.split("\n")[0])
     parser.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
                         help="a prediction folder (repeat for several methods)")
     parser.add_argument("--manifest", action="append", required=True, metavar="DATASET=PATH",
                         help="merged test manifest of a dataset (scannet, matterport)")
     parser.add_argument("--root", action="append", required=True, metavar="DATASET=PATH",
                         help="raw dataset root of a dataset (for the ground-truth mesh)")
-    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
+                        help="delineation protocols (SPEC §5), each scored and named in the rows")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="processes (frames in parallel)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (frames in parallel)")
     parser.add_argument("--figures", type=int, default=0, metavar="K",
                         help="Fig. 5-style renders of the first K frames per method")
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
-                        help="points sampled per mesh (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
+                        help="points sampled per mesh (precision/recall at 5 cm)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed")
     parser.add_argument("--no-clip-gt", dest="clip_gt", action="store_false",
                         help="score against the whole visible mesh (not delineated like the prediction)")
     args = parser.parse_args(argv)

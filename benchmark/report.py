@@ -16,13 +16,13 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.cli import command_parser
 from pipeline.errors import run_main
 
 #: metric -> (unit, True when lower is better). Order = column order in the tables.
@@ -187,10 +187,10 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.report", __doc__.split("\n")[0])
     parser.add_argument("per_frame", nargs="+", type=Path, help="per-frame CSV files (concatenated)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the report files")
-    parser.add_argument("--by", nargs="+", default=list(DEFAULT_GROUPS), help="grouping columns")
+    parser.add_argument("--by", nargs="+", default=list(DEFAULT_GROUPS), help="grouping columns of the per-frame rows")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.per_frame if not p.is_file()]
     if missing:
