@@ -26,7 +26,7 @@ import pandas as pd
 from benchmark.report import save_figure
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.cli import command_parser
-from pipeline.errors import run_main
+from pipeline.errors import InputError, run_main
 
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
 
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the delineation protocol the table reports (SPEC §5)")
     args = parser.parse_args(argv)
     if not args.per_frame.is_file():
-        print(f"benchmark.ablation: {args.per_frame} not found; run the ablation evaluation first", file=sys.stderr)
-        return 2
+        raise InputError(f"{args.per_frame} not found; run the ablation evaluation first")
     per_frame = pd.read_csv(args.per_frame)
     names = sorted(per_frame.method.unique())
     curves = training_curves(args.runs, names)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.cli import command_parser
-from pipeline.errors import run_main
+from pipeline.errors import InputError, run_main
 
 #: metric -> (unit, True when lower is better). Order = column order in the tables.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.per_frame if not p.is_file()]
     if missing:
-        print(f"benchmark.report: per-frame CSV not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise InputError(f"per-frame CSV not found: {', '.join(missing)}; run the evaluate stage first")
     frames = pd.concat([pd.read_csv(p) for p in args.per_frame], ignore_index=True)
     for path in write_report(frames, args.out, tuple(args.by)):
         print(path)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.report import aggregate, main, paper_table, reason_counts, to_latex, to_markdown
+from pipeline.errors import run_main
 
 
 def per_frame() -> pd.DataFrame:
@@ -72,4 +73,4 @@ def test_command_line_writes_every_table(tmp_path):
     scenes = pd.read_csv(tmp_path / "report" / "per_scene.csv")
     row = scenes[(scenes.method == "A") & (scenes.scene_id == "s1")].iloc[0]
     assert math.isclose(row["F1 [%]"], 60.0)
-    assert main([str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r2")]) == 2
+    assert run_main(main, [str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r2")]) == 2
