@@ -31,6 +31,13 @@ from pipeline.errors import InputError, run_main
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
 
 
+def run_identity(name: str) -> tuple[str, int]:
+    """(experiment, seed) of a run folder name: ``"nograd-s1"`` → ``("nograd", 1)``, a name without the
+    ``-s<seed>`` suffix (a workflow's main run, e.g. ``"dgs"``) → ``("dgs", 0)``."""
+    m = RUN_NAME.match(name)
+    return (m["experiment"], int(m["seed"])) if m else (name, 0)
+
+
 def split_run(name: str) -> tuple[str, int]:
     """``"nograd-s1"`` → ``("nograd", 1)``; ValueError for a name without the ``-s<seed>`` suffix."""
     m = RUN_NAME.match(name)
@@ -62,7 +69,7 @@ def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
         wide.columns = [c.split("/", 1)[1] for c in wide.columns]
         batch = _batch_size(runs / name)
         step_seconds = (batch / wide["samples_per_s"]).median() if "samples_per_s" in wide else np.nan
-        experiment, seed = split_run(name)
+        experiment, seed = run_identity(name)
         frames.append(pd.DataFrame({"experiment": experiment, "seed": seed, "step": wide.index,
                                     "loss": wide["loss"].to_numpy(), "bce": wide.get("bce", wide["loss"]).to_numpy(),
                                     "seconds": wide.index.to_numpy() * step_seconds}))
@@ -175,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(curves, args.out / "loss_curves.png")
     for name in ("ablation.csv", "ablation.md", "loss_curves.png"):
         print(args.out / name)
+    return 0
+
+
+def curves_main(argv: list[str] | None = None) -> int:
+    """``dgs curves NAME… --runs DIR --out PNG``: the loss curves of training runs (no table)."""
+    parser = command_parser("dgs curves", "Training-loss curves (vs step and wall time) of run folders.")
+    parser.add_argument("names", nargs="+", help="run folder names under --runs (<experiment> or <experiment>-s<seed>)")
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding the run folders (scalars.csv each)")
+    parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(plot_curves(training_curves(args.runs, args.names), args.out))
     return 0
 
 

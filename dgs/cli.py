@@ -28,6 +28,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command("benchmark.evaluate:main", "score predictions: per-frame metrics, meshes, figures"),
     "report": Command("benchmark.report:main", "tables and histograms from per-frame metrics"),
     "ablation": Command("benchmark.ablation:main", "the ablation table and loss curves"),
+    "curves": Command("benchmark.ablation:curves_main", "training-loss curves of run folders (PNG)"),
     "inspect": Command("benchmark.inspector:main", "look at a shard's frame or a prediction: PNG panel + PLY"),
     "run": Command("dgs.run:main", "run the Snakemake workflow (its Snakefile, from any folder)"),
 }
