@@ -194,8 +194,12 @@ def show(ply: Path) -> None:
     import open3d as o3d
 
     mesh = o3d.io.read_triangle_mesh(str(ply))
+    mesh.compute_vertex_normals()  # shaded, not flat grey
     points = o3d.io.read_point_cloud(str(ply))
-    o3d.visualization.draw_geometries([mesh, points], window_name=ply.name)
+    # seen as from the input camera (OpenCV: it looks along +z with y down), both faces drawn
+    o3d.visualization.draw_geometries([mesh, points], window_name=ply.name, lookat=points.get_center(),
+                                      front=[0.0, 0.0, -1.0], up=[0.0, -1.0, 0.0], zoom=0.7,
+                                      mesh_show_back_face=True)
 
 
 def inspect_prediction(prediction: Path, manifest: Path, root: Path, out: Path | None) -> tuple[Path, Path]:
