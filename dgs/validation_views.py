@@ -6,8 +6,9 @@ For ``log.images`` evenly spaced val frames (read once, on the first call) it ad
 - ``depth``: predicted metric depth (the encoder's depth head) | sensor depth | depth of the mesh
   predicted from the occupancy grid, rendered from the input camera — one colour scale (metres),
   black where there is no value;
-- ``occupancy_slice``: the predicted occupancy o ∈ [0, 1] on the horizontal plane through the
-  optical axis (y = 0, camera frame), seen from above: x to the right, depth z upward;
+- ``occupancy_slice``: the predicted occupancy o ∈ [0, 1] (magma: dark = free, bright = occupied)
+  on the horizontal plane through the optical axis (y = 0, camera frame), seen from above: x to the
+  right, depth z upward, each grid cell a block of pixels (at least 128 pixels across);
 - ``mesh_view``: the predicted mesh seen from 25° to the right of and 20° above the input camera,
   shaded by |normal · ray| (:func:`benchmark.figures.render_flags`);
 - ``mesh`` (TensorBoard's mesh plugin): that mesh, camera frame, metres.
@@ -71,6 +72,8 @@ def frame_views(net: torch.nn.Module, frame: FrameSample, resolution: int, devic
     depth = np.concatenate([colourise(d, 0.0, top) for d in (predicted, frame.depth, rendered)], axis=2)
     row = int(np.clip(np.rint(-origin[1] / cell[1]), 0, resolution - 1))  # the cell row nearest y = 0
     top_down = occupancy[:, row, :].T[::-1]  # (Z, X): depth upward, x to the right
+    scale = max(1, 128 // resolution)  # whole pixels per cell, so a 32³ grid is not a thumbnail
+    top_down = np.repeat(np.repeat(top_down, scale, axis=0), scale, axis=1)
     target = 0.5 * (near.min(axis=0) + near.max(axis=0))
     rays = view_rays(orbit_eye(target, 25.0, 20.0), target, fx, w, h)
     shaded = render_flags(vertices, faces, vertices, np.ones(len(vertices), bool), rays)

@@ -58,7 +58,8 @@ def test_frame_views_of_an_occupied_half_space(prepared_tiny) -> None:
     assert len(faces) and on_plane.mean() > 0.3 and vertices[:, 2].min() > 0.98 * plane
     assert views["depth"].shape == (3, 48, 3 * 64) and views["mesh_view"].shape == (3, 48, 64)
     slice_rgb = views["occupancy_slice"]
-    assert slice_rgb.shape[0] == 3 and slice_rgb[:, 0].mean() > slice_rgb[:, -1].mean()  # far (top) bright
+    assert slice_rgb.shape == (3, 128, 128)  # 16 cells of 8 pixels each way
+    assert slice_rgb[:, 0].mean() > slice_rgb[:, -1].mean()  # far (top) occupied: bright
 
 
 def test_colourise_maps_nan_to_black_and_clips() -> None:
