@@ -13,7 +13,7 @@ rule evaluate:
         per_frame=WORK / "evaluation" / "per_frame.csv",
         figures=report(
             directory(WORK / "evaluation" / "figures"),
-            patterns=["{figure}.png"],
+            patterns=["{figure}_{frame,[0-9]+}.png"],  # the per-frame renders (not the F1 histogram)
             caption="../report/figures.rst",
             category="Results",
             subcategory="Fig. 5-style renders",
