@@ -3,15 +3,23 @@
 #   train_dgs, evaluate, report           model training, benchmark, tables
 #   ablation                              miniature gradient-mode ablation (table + loss curves)
 #   demo                                  everything available, on the embedded synthetic default
+# Every file of the workflow (configs, schema, experiment files, scripts) is found from this file's
+# folder, so `snakemake -s /path/to/repo/Snakefile --directory /scratch/run` works from anywhere; the
+# working directory holds the outputs (relative work_root / synthetic.root are relative to it).
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -33,8 +41,13 @@ rule demo:
         rules.train_dgs.input,
         rules.evaluate.output,
         rules.report.output,
+        rules.loss_curves.output,
+    log:
+        LOGS / "demo.log",
+    conda:
+        "workflow/envs/dgs.yaml"
     params:
-        folders=[WORK / "models" / config["train"]["experiment"], WORK / "predictions", WORK / "evaluation" / "meshes",
-                 WORK / "evaluation" / "figures", WORK / "report"],
+        script=Path(workflow.basedir) / "workflow" / "scripts" / "list_outputs.py",
+        folders=demo_folders(),
     shell:
-        "python workflow/scripts/list_outputs.py {input:q} {params.folders:q}"
+        "python {params.script:q} {input:q} {params.folders:q} 2>&1 | tee {log:q}"

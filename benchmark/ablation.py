@@ -20,7 +20,6 @@ Outputs (``--out``):
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -33,9 +32,17 @@ from benchmark.aggregate import DEFAULT_BOOT, SCALE
 from benchmark.protocols import ALIASES
 from benchmark.report import save_figure
 from pipeline.atomic import atomic_path, write_text_atomic
-from pipeline.errors import run_main
+from pipeline.cli import command_parser
+from pipeline.errors import InputError, run_main
 
 RUN_NAME = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
+
+
+def run_identity(name: str) -> tuple[str, int]:
+    """(experiment, seed) of a run folder name: ``"nograd-s1"`` → ``("nograd", 1)``, a name without the
+    ``-s<seed>`` suffix (a workflow's main run, e.g. ``"dgs"``) → ``("dgs", 0)``."""
+    m = RUN_NAME.match(name)
+    return (m["experiment"], int(m["seed"])) if m else (name, 0)
 
 
 def split_run(name: str) -> tuple[str, int]:
@@ -69,7 +76,7 @@ def training_curves(runs: Path, names: list[str]) -> pd.DataFrame:
         wide.columns = [c.split("/", 1)[1] for c in wide.columns]
         batch = _batch_size(runs / name)
         step_seconds = (batch / wide["samples_per_s"]).median() if "samples_per_s" in wide else np.nan
-        experiment, seed = split_run(name)
+        experiment, seed = run_identity(name)
         frames.append(pd.DataFrame({"experiment": experiment, "seed": seed, "step": wide.index,
                                     "loss": wide["loss"].to_numpy(), "bce": wide.get("bce", wide["loss"]).to_numpy(),
                                     "seconds": wide.index.to_numpy() * step_seconds}))
@@ -235,17 +242,16 @@ def plot_curves(curves: pd.DataFrame, path: Path, window: int = 10) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.ablation", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.ablation", __doc__.split("\n")[0])
     parser.add_argument("per_frame", type=Path, help="per-frame CSV whose methods are <experiment>-s<seed>")
     parser.add_argument("--runs", type=Path, required=True, help="folder holding the <experiment>-s<seed> run folders")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--protocol", default="dgs-release", help="protocol name of the table's rows")
+    parser.add_argument("--out", type=Path, required=True, help="folder for ablation.{md,csv} and loss_curves.png")
+    parser.add_argument("--protocol", default="dgs-release", help="protocol name of the table's rows (SPEC §5.11)")
     parser.add_argument("--reference", default="dgs", help="experiment the differences are taken against")
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="B", help="bootstrap replicates")
     args = parser.parse_args(argv)
     if not args.per_frame.is_file():
-        print(f"benchmark.ablation: {args.per_frame} not found; run the ablation evaluation first", file=sys.stderr)
-        return 2
+        raise InputError(f"{args.per_frame} not found; run the ablation evaluation first")
     per_frame = pd.read_csv(args.per_frame)
     names = sorted(per_frame.method.unique())
     curves = training_curves(args.runs, names)
@@ -258,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(curves, args.out / "loss_curves.png")
     for name in ("ablation.csv", "ablation.md", "loss_curves.png"):
         print(args.out / name)
+    return 0
+
+
+def curves_main(argv: list[str] | None = None) -> int:
+    """``dgs curves NAME… --runs DIR --out PNG``: the loss curves of training runs (no table)."""
+    parser = command_parser("dgs curves", "Training-loss curves (vs step and wall time) of run folders.")
+    parser.add_argument("names", nargs="+", help="run folder names under --runs (<experiment> or <experiment>-s<seed>)")
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding the run folders (scalars.csv each)")
+    parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(plot_curves(training_curves(args.runs, args.names), args.out))
     return 0
 
 

@@ -29,7 +29,6 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import multiprocessing
@@ -51,6 +50,7 @@ from benchmark.protocols import Protocol, parse_cli, resolve
 from benchmark.scoring import Reuse, evaluate_frame, failed_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
+from pipeline.cli import command_parser
 from pipeline.errors import InputError, check_name, run_main
 from pipeline.formats.ply import write_ply
 from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
@@ -256,8 +256,7 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.evaluate",
-                                     description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.evaluate", __doc__.split("\n")[0])
     parser.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
                         help="a prediction folder (repeat for several methods)")
     parser.add_argument("--manifest", action="append", required=True, metavar="DATASET=PATH",
@@ -268,16 +267,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="protocol names (benchmark.protocols.NAMES) or inline parameter sets as JSON "
                              "objects {\"name\": ..., \"base\": ..., <field>: ...}")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="processes (frames in parallel)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (frames in parallel)")
     parser.add_argument("--figures", type=int, default=0, metavar="K",
                         help="Fig. 5-style renders of the first K frames per method")
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
                         help="points sampled per mesh, replacing each sampling protocol's own (200k)")
-    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed")
     parser.add_argument("--save-meshes", choices=SAVE_MESHES, default=defaults["save_meshes"],
                         help="write the meshes derived from grids/depth maps as PLY under OUT/meshes: none, "
-                             "those of the figure frames, or all (default %(default)s)")
+                             "those of the figure frames, or all")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))

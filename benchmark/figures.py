@@ -8,7 +8,7 @@ Each mesh is rendered by headless ray casting (open3d ``RaycastingScene``: one r
 context): a hit pixel takes the flag of the nearest sample on the surface it hit and is shaded by
 |normal · ray|. The three panels (input image, prediction, ground truth) are saved as one PNG with
 matplotlib (Agg). :func:`photo_figure` draws a reconstruction without ground truth (input, depth,
-the mesh in its vertex colours from the camera and from the side) for ``dgs-predict-image``.
+the mesh in its vertex colours from the camera and from the side) for ``dgs predict-image``.
 
 All geometry is in the frame's camera frame (OpenCV: x right, y down, z forward), metres.
 """

@@ -14,7 +14,6 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from benchmark.aggregate import (DEFAULT_BOOT, DEFAULT_GROUPS, VARIANTS, aggrega
                                  per_scene, reason_counts)
 from benchmark.tables import block_tables
 from pipeline.atomic import atomic_path, write_text_atomic
-from pipeline.errors import run_main
+from pipeline.cli import command_parser
+from pipeline.errors import InputError, run_main
 
 
 def write_report(per_frame: pd.DataFrame, out: Path, by: tuple[str, ...] = DEFAULT_GROUPS,
@@ -83,26 +83,24 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m benchmark.report", __doc__.split("\n")[0])
     parser.add_argument("per_frame", nargs="+", type=Path, help="per-frame CSV files (concatenated)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the report files")
-    parser.add_argument("--by", nargs="+", default=list(DEFAULT_GROUPS), help="grouping columns")
+    parser.add_argument("--by", nargs="+", default=list(DEFAULT_GROUPS), help="grouping columns of the per-frame rows")
     parser.add_argument("--reference", help="method the paired differences are taken against "
                                             "(default: the first method by name)")
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="B",
-                        help="bootstrap replicates per interval (default %(default)s; 0 = no intervals)")
+                        help="bootstrap replicates per interval (0 = no intervals)")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.per_frame if not p.is_file()]
     if missing:
-        print(f"benchmark.report: per-frame CSV not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise InputError(f"per-frame CSV not found: {', '.join(missing)}; run the evaluate stage first")
     frames = pd.concat([pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in args.per_frame],
                        ignore_index=True)
     try:
         paths = write_report(frames, args.out, tuple(args.by), args.reference, args.bootstrap)
     except ValueError as err:
-        print(f"benchmark.report: {err}", file=sys.stderr)
-        return 2
+        raise InputError(str(err)) from None
     for path in paths:
         print(path)
     return 0

@@ -145,7 +145,7 @@ def load_checkpoint(path: str | os.PathLike, *, expect_config: dict | None = Non
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by dgs_core.checkpoint "
-                              "(a DGS release model is converted first: dgs-convert-release)")
+                              "(a DGS release model is converted first: dgs convert-release)")
     upgrade_legacy_config(ckpt["config"])
     if expect_config is not None:
         diff = config_differences(ckpt["config"], expect_config, ignore)

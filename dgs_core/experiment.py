@@ -90,13 +90,17 @@ class ValidationConfig:
 
 @dataclass
 class LogConfig:
-    """Scalars (CSV + TensorBoard) every ``every`` steps."""
+    """Scalars (CSV + TensorBoard) every ``every`` steps; at each validation, ``images`` val frames
+    drawn as TensorBoard images and meshes from a ``image_grid``³ occupancy grid (``dgs train``)."""
 
     every: int = 50
+    images: int = 2       # val frames shown in TensorBoard at each validation; 0 = none
+    image_grid: int = 32  # cells per axis of their occupancy grid (the mesh and the slice)
 
     def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"log.every must be ≥ 1, found {self.every}")
+        if self.every < 1 or self.images < 0 or self.image_grid < 2:
+            raise ValueError(f"log: expected every ≥ 1, images ≥ 0 and image_grid ≥ 2, found {self.every}, "
+                             f"{self.images}, {self.image_grid}")
 
 
 @dataclass

@@ -20,7 +20,6 @@ frame, metres), ``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -38,6 +37,7 @@ from dgs_core.grid_refine import RefineStats, refine
 from dgs_core.model import EncoderOutput
 from dgs_core.model.inputs import image_to_tensor
 from pipeline.atomic import atomic_open, write_text_atomic
+from pipeline.cli import command_parser
 from pipeline.errors import InputError, run_main
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
@@ -305,18 +305,18 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dgs_core.infer", description=__doc__.splitlines()[0])
+    p = command_parser("python -m dgs_core.infer", __doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="model checkpoint (dgs_core.checkpoint format)")
     p.add_argument("--manifest", required=True, help="merged test manifest of one dataset")
     p.add_argument("--root", required=True, help="that dataset's root folder (scene meshes)")
     p.add_argument("--out", required=True, help="method folder: <out>/<dataset>/<scene>/<frame>.npz")
     p.add_argument("--name", default=None, help="method name (default: the checkpoint's folder name)")
-    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call")
+    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis (the grid tiles the box of the frame's visible mesh)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda[:N]")
+    p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call (bounds the memory)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS,
-                   help="evaluate every in-frustum cell, or coarse to fine around the 0.5 level (default %(default)s)")
+                   help="evaluate every in-frustum cell, or coarse to fine around the 0.5 level")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads > 0:

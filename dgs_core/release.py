@@ -10,14 +10,13 @@ so no weight is permuted. The converted model records the release's input conven
 [0, 1], ``model.input_norm: none``) and runs at the virtual camera it was trained for (256×192,
 f = 230.4 px).
 
-    dgs-convert-release --encoder encoder_net_latest.pth --decoder decoder_net_latest.pth --out dgs_release.pt
-    dgs-export-release --checkpoint final.pt --out DIR      # the reverse, for the authors' code
+    dgs convert-release --encoder encoder_net_latest.pth --decoder decoder_net_latest.pth --out dgs_release.pt
+    dgs export-release --checkpoint final.pt --out DIR      # the reverse, for the authors' code
 
 Both are also ``python -m dgs_core.release convert|export …``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import re
@@ -32,6 +31,8 @@ from dgs_core.experiment import Experiment, to_dict
 from dgs_core.model import DGSNet, EncoderConfig, LoadReport, ModelConfig, WeightsError
 from dgs_core.model.weights import StateDict, load_state, read_weights, strip_wrappers
 from pipeline.atomic import atomic_path
+from pipeline.cli import command_parser
+from pipeline.errors import InputError, run_main
 
 RELEASE_FILES = {"encoder": "encoder_net_latest.pth", "decoder": "decoder_net_latest.pth"}
 """Part of a :class:`DGSNet` → the release's file name for it."""
@@ -105,7 +106,7 @@ def export_release(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) ->
     net, _ = load_model(checkpoint)
     expected = release_config(net.config.encoder.kind) if net.config.encoder.kind != "resnet" else None
     if expected is None or dataclasses.replace(net.config, zero_init=expected.zero_init) != expected:
-        raise ValueError(f"{checkpoint}: model {net.config} is not the release architecture (a LeReS encoder, "
+        raise InputError(f"{checkpoint}: model {net.config} is not the release architecture (a LeReS encoder, "
                          "the 5 × 512 decoder over 6 frequencies, input_norm none); the release code cannot load it")
     out = {}
     for part, state in toolkit_to_release(net.state_dict()).items():
@@ -115,14 +116,10 @@ def export_release(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) ->
     return out
 
 
-def _fail(prog: str, err: Exception) -> int:
-    print(f"{prog}: error: {err}", file=sys.stderr)
-    return 2
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "dgs-convert-release") -> int:
-    """Convert a DGS release model into a toolkit checkpoint (exit 2 with a message on bad input)."""
-    p = argparse.ArgumentParser(prog=prog, description=convert_release.__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Convert a DGS release model into a toolkit checkpoint (run through run_main: exit 2 on bad input)."""
+    p = command_parser("python -m dgs_core.release convert", convert_release.__doc__.splitlines()[0])
+    prog = p.prog
     p.add_argument("--encoder", required=True, help=f"the release's {RELEASE_FILES['encoder']}")
     p.add_argument("--decoder", required=True, help=f"the release's {RELEASE_FILES['decoder']}")
     p.add_argument("--out", required=True, help="checkpoint to write (dgs_core.checkpoint format)")
@@ -131,26 +128,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "dgs-convert-release") -
     p.add_argument("--allow-partial", action="store_true",
                    help="load the matching tensors even if some are missing, unexpected or mis-shaped")
     a = p.parse_args(argv)
-    try:
-        path, report = convert_release(a.encoder, a.decoder, a.out, kind=a.kind, allow_partial=a.allow_partial)
-    except (OSError, ValueError) as err:
-        return _fail(prog, err)
+    path, report = convert_release(a.encoder, a.decoder, a.out, kind=a.kind, allow_partial=a.allow_partial)
     print(f"{prog}: {len(report.loaded)} tensors → {path}")
     if not report.complete:
         print(f"{prog}: PARTIAL load, skipped:\n{report.describe(limit=None)}")
     return 0
 
 
-def export_main(argv: Sequence[str] | None = None, prog: str = "dgs-export-release") -> int:
+def export_main(argv: Sequence[str] | None = None) -> int:
     """Write a toolkit checkpoint of the release architecture as the release's two files."""
-    p = argparse.ArgumentParser(prog=prog, description=export_main.__doc__)
+    p = command_parser("python -m dgs_core.release export", export_main.__doc__)
+    prog = p.prog
     p.add_argument("--checkpoint", required=True, help="a dgs_core checkpoint with a LeReS encoder")
     p.add_argument("--out", required=True, help=f"folder for {' and '.join(RELEASE_FILES.values())}")
     a = p.parse_args(argv)
-    try:
-        paths = export_release(a.checkpoint, a.out)
-    except (OSError, ValueError) as err:
-        return _fail(prog, err)
+    paths = export_release(a.checkpoint, a.out)
     print(f"{prog}: wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -159,4 +151,4 @@ if __name__ == "__main__":
     commands = {"convert": main, "export": export_main}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python -m dgs_core.release {{{'|'.join(commands)}}} ARGS…")
-    raise SystemExit(commands[sys.argv[1]](sys.argv[2:], prog=f"python -m dgs_core.release {sys.argv[1]}"))
+    raise SystemExit(run_main(commands[sys.argv[1]], sys.argv[2:], prog=f"python -m dgs_core.release {sys.argv[1]}"))

@@ -22,6 +22,7 @@ from dgs_core.model import DGSNet
 from pipeline.atomic import write_text_atomic
 
 RESUME_FREE = ("optim.iterations", "optim.epochs", "optim.compile", "data.workers", "log.every",
+               "log.images", "log.image_grid",
                "checkpoint.every", "checkpoint.keep_last", "validation.every")
 
 

@@ -15,13 +15,13 @@ Validation uses the val manifest only (never test).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,10 +33,11 @@ from dgs_core.data import Batch, ResumableSampler, ShardDataset, collate, make_l
 from dgs_core.distributed import DEVICES, Rank, amp_dtype, init_rank, mean_over_ranks, set_threads, sync_batchnorm
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
 from dgs_core.losses import training_loss
-from dgs_core.model import DGSNet, load_pretrained
+from dgs_core.model import DGSNet, ModelConfig, load_pretrained
 from dgs_core.run_folder import (Progress, checkpoint_path, prune_checkpoints, resolve_resume, restore,
                                  write_config)
 from dgs_core.train_log import TrainLog
+from pipeline.cli import command_parser
 from pipeline.errors import run_main
 
 
@@ -148,8 +149,8 @@ class Trainer:
     """One run: data, model and state set up (and resumed) in ``__init__``; :meth:`run` trains."""
 
     def __init__(self, exp: Experiment, train_manifest: str | os.PathLike, val_manifest: str | os.PathLike,
-                 out: str | os.PathLike, *, resume: str = "auto", device: str = "auto") -> None:
-        self.exp, self.out = exp, Path(out)
+                 out: str | os.PathLike, *, resume: str = "auto", device: str = "auto", views: Sequence = ()) -> None:
+        self.exp, self.out, self.val_manifest, self.views = exp, Path(out), Path(val_manifest), tuple(views)
         self.rank, self.device = init_rank(device)
         self.global_batch = exp.optim.batch_size
         if self.global_batch % self.rank.world_size:
@@ -204,6 +205,7 @@ class Trainer:
         if step % exp.validation.every == 0 or last:
             metrics = validate(self.net, self.val, exp, self.device, self.amp)
             self.log.scalars(step, metrics, "val")
+            self.log.views(step, self.views, self)  # hook(writer, step, trainer): images, meshes
             if self.state.best is None or metrics["loss"] < self.state.best:
                 self.state.best = metrics["loss"]
                 self.save(self.out / "best.pt")
@@ -241,31 +243,51 @@ class Trainer:
         return self.out / "final.pt"
 
 
+CPU_REFUSAL = (
+    "this is the release-size model (model.d_hidden ≥ 512, SPEC §3) and no GPU is in use: one step of batch 32 "
+    "takes ~45 s on 2 CPU cores, so the release schedule would take weeks. Train it on a GPU (a CUDA machine, "
+    "or the SLURM profile: docs/scaleout.md), or train the small CPU model (make demo, i.e. snakemake "
+    "--configfile config/demo.yaml; or put config/experiments/tiny.yaml first in --config), or pass "
+    "--allow-cpu (workflow: train.allow_cpu: true) to train it on the CPU all the same")
+
+
+def release_size(exp: Experiment) -> bool:
+    """True for a model of the release's width (``model.d_hidden`` ≥ 512): a GPU job (SPEC §3)."""
+    return exp.model.d_hidden >= ModelConfig.d_hidden
+
+
 def train(exp: Experiment, train_manifest: str | os.PathLike, val_manifest: str | os.PathLike,
-          out: str | os.PathLike, *, resume: str = "auto", device: str = "auto") -> Path:
-    """Train ``exp`` (see the module docstring) and return the path of ``final.pt``."""
-    return Trainer(exp, train_manifest, val_manifest, out, resume=resume, device=device).run()
+          out: str | os.PathLike, *, resume: str = "auto", device: str = "auto", views: Sequence = ()) -> Path:
+    """Train ``exp`` (see the module docstring) and return the path of ``final.pt``; each of ``views``
+    is called at each validation as ``view(writer, step, trainer)`` (TensorBoard images, meshes)."""
+    return Trainer(exp, train_manifest, val_manifest, out, resume=resume, device=device, views=views).run()
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, views: Sequence = ()) -> None:
+    ap = command_parser("python -m dgs_core.train", __doc__.splitlines()[0])
     ap.add_argument("--config", nargs="+", default=[], metavar="YAML",
                     help="experiment files applied in order over the release defaults (overlay first, e.g. tiny.yaml)")
-    ap.add_argument("--train-manifest", required=True, type=Path)
-    ap.add_argument("--val-manifest", required=True, type=Path)
+    ap.add_argument("--train-manifest", required=True, type=Path, help="merged manifest of the train split")
+    ap.add_argument("--val-manifest", required=True, type=Path, help="merged manifest of the val split (validation)")
     ap.add_argument("--out", required=True, type=Path, help="run folder (config, logs, checkpoints, final.pt)")
     ap.add_argument("--resume", default="auto", help="auto (newest checkpoint in --out) | none | PATH")
-    ap.add_argument("--device", default="auto", choices=DEVICES, help="auto = CUDA when available (default %(default)s)")
+    ap.add_argument("--device", default="auto", choices=DEVICES, help="auto = CUDA when available")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of torch and the Numba kernels, shared by the local ranks (0 = library default)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="sets",
                     help="overrides after the files, e.g. optim.iterations=1000 loss.grad_weight=0.02")
+    ap.add_argument("--allow-cpu", action="store_true",
+                    help="train a release-size model on the CPU all the same (weeks; refused otherwise)")
     args = ap.parse_args(argv)
     exp = load_experiment(args.config, args.sets)
+    on_cpu = args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+    if on_cpu and release_size(exp) and not args.allow_cpu:
+        raise ConfigError(CPU_REFUSAL)
     if args.threads:
         set_threads(max(1, args.threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     try:
-        final = train(exp, args.train_manifest, args.val_manifest, args.out, resume=args.resume, device=args.device)
+        final = train(exp, args.train_manifest, args.val_manifest, args.out, resume=args.resume, device=args.device,
+                      views=views)
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()

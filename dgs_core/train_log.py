@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -69,6 +70,15 @@ class TrainLog:
             self._writer.writerow((step, tag, repr(float(value))))
             self._tb.add_scalar(tag, float(value), step)
         self._file.flush()
+
+    def views(self, step: int, hooks: Sequence[Callable[..., None]], *args) -> None:
+        """Call ``hook(writer, step, *args)`` for each hook with the TensorBoard ``SummaryWriter``
+        (images, meshes: :mod:`dgs.validation_views`); a no-op when disabled."""
+        if not self.enabled or not hooks:
+            return
+        for hook in hooks:
+            hook(self._tb, step, *args)
+        self._tb.flush()
 
     def close(self) -> None:
         if self._file is not None:

@@ -32,6 +32,8 @@ class DatasetSpec:
     scenes(root, split): the scene ids of a split, in the dataset's order.
     source(root, scene_id, split, cfg, opts): the scene's mesh and frames for the prepare job.
     mesh_path(root, scene_id): the scene mesh whose face order visible-face ids refer to.
+    check_layout(root): human-readable problems with a root ([] when it is complete), each naming
+    the missing file and how to get it.
     """
 
     name: str
@@ -41,6 +43,7 @@ class DatasetSpec:
     scenes: Callable[[Path, str], list[str]]
     source: Callable[[Path, str, str, PrepareConfig, JobOptions], SceneSource]
     mesh_path: Callable[[Path, str], Path]
+    check_layout: Callable[[Path], list[str]]
 
     def check_id(self, scene_id: str, where: str = "") -> str:
         """``scene_id`` if it matches :attr:`id_pattern` in full, else :class:`InputError` (a
@@ -72,11 +75,11 @@ DATASETS: dict[str, DatasetSpec] = {
     "scannet": DatasetSpec(
         name="scannet", title="ScanNet v2", splits=("train", "val", "test"),
         id_pattern=sn.SCENE_ID_PATTERN, scenes=sn.read_split, source=_scannet_source,
-        mesh_path=lambda root, scene_id: sn.scene_paths(root, scene_id).mesh),
+        mesh_path=lambda root, scene_id: sn.scene_paths(root, scene_id).mesh, check_layout=sn.check_layout),
     "matterport": DatasetSpec(
         name="matterport", title="Matterport3D", splits=("test",),
         id_pattern=mp.HOUSE_ID_PATTERN, scenes=_matterport_houses, source=_matterport_source,
-        mesh_path=lambda root, house_id: mp.house_paths(root, house_id).mesh),
+        mesh_path=lambda root, house_id: mp.house_paths(root, house_id).mesh, check_layout=mp.check_layout),
 }
 """Every dataset the toolkit reads, by name."""
 

@@ -25,6 +25,8 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
+from pipeline.cli import PROG
+
 EXIT_USER_ERROR = 2
 """Exit status of an expected error (bad input, configuration or file); argparse uses it too."""
 EXIT_BUG = 1
@@ -110,6 +112,7 @@ def run_main(main: Callable[[list[str]], int | None], argv: Sequence[str] | None
     debug = DEBUG_FLAG in args
     args = [a for a in args if a != DEBUG_FLAG]
     name = prog or getattr(main, "__module__", "main")
+    token = PROG.set(prog)  # parsers built by pipeline.cli.command_parser take this name
     try:
         status = main(args)
     except KeyboardInterrupt:
@@ -122,4 +125,6 @@ def run_main(main: Callable[[list[str]], int | None], argv: Sequence[str] | None
                 return EXIT_BUG
         print(f"{name}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        PROG.reset(token)
     return 0 if status is None else int(status)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.cli import HelpFormatter, command_parser
 from pipeline.errors import run_main
 from pipeline.formats.errors import FormatError
 
@@ -195,15 +196,13 @@ def _manifest_of(path: str | os.PathLike) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pipeline.manifest merge --out ALL.parquet INPUT…`` (inputs: manifests, scene
     directories or their ``done`` markers); ``summary INPUT…`` prints skip counts."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m pipeline.manifest")
+    ap = command_parser("python -m pipeline.manifest", "Merge per-scene manifests, or summarise them.")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("merge", help="merge per-scene manifests into one")
-    m.add_argument("--out", required=True)
-    m.add_argument("inputs", nargs="+")
-    s = sub.add_parser("summary", help="print frames kept/skipped by reason")
-    s.add_argument("inputs", nargs="+")
+    m = sub.add_parser("merge", help="merge per-scene manifests into one", formatter_class=HelpFormatter)
+    m.add_argument("--out", required=True, help="the merged manifest (.parquet) to write")
+    m.add_argument("inputs", nargs="+", help="manifests, scene folders or their done markers")
+    s = sub.add_parser("summary", help="print frames kept/skipped by reason", formatter_class=HelpFormatter)
+    s.add_argument("inputs", nargs="+", help="manifests, scene folders or their done markers")
     a = ap.parse_args(argv)
     paths = [_manifest_of(p) for p in a.inputs]
     if a.cmd == "merge":

@@ -25,7 +25,6 @@ output bytes do not depend on the number of workers.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import json
@@ -38,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.datasets import DATASETS, get_dataset, scene_source
+from pipeline.cli import command_parser
 from pipeline.errors import InputError, UserError, run_main
 from pipeline.frames import RawFrame, SceneGeometry, SkippedFrame, prepare_frame
 from pipeline.geometry.structure import StructureError, choose_structure
@@ -277,20 +277,22 @@ def make_client(workers: int, scheduler: str | None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    ap = argparse.ArgumentParser(prog="python -m pipeline.prepare", description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    ap = command_parser("python -m pipeline.prepare", __doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="which reader the root needs")
     ap.add_argument("--root", required=True, help="dataset root (ScanNet or Matterport layout)")
-    ap.add_argument("--split", required=True, choices=sorted({s for d in DATASETS.values() for s in d.splits}))
+    ap.add_argument("--split", required=True, choices=sorted({s for d in DATASETS.values() for s in d.splits}),
+                    help="the split the scenes belong to (selects the frames: SPEC §5)")
     ap.add_argument("--scene", action="append", required=True, help="scene/house id (repeatable)")
     ap.add_argument("--out", required=True, help="output root; see the layout in the module doc")
-    ap.add_argument("--config", help="workflow YAML; its 'prepare' section and dask_scheduler")
+    ap.add_argument("--config", help="workflow YAML; its 'prepare' section and dask_scheduler "
+                    "(default: the prepare settings' own defaults)")
     ap.add_argument("--options", help="the 'prepare' section as a JSON object (over --config)")
-    ap.add_argument("--dask-scheduler", help="tcp://host:port of an existing Dask cluster")
-    ap.add_argument("--workers", type=int, default=2, help="LocalCluster workers; 0 = in-process")
-    ap.add_argument("--frames-per-shard", type=int)
-    ap.add_argument("--frame-stride", type=int)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--compression")
+    ap.add_argument("--dask-scheduler", help="tcp://host:port of an existing Dask cluster (default: a local one)")
+    ap.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes; 0 = in-process")
+    ap.add_argument("--frames-per-shard", type=int, help="frames (rows) per HDF5 shard, over the config")
+    ap.add_argument("--frame-stride", type=int, help="train/val: keep every k-th valid frame, over the config")
+    ap.add_argument("--seed", type=int, help="base seed of the per-frame random streams, over the config")
+    ap.add_argument("--compression", help="HDF5 filter of the shards (zstd, gzip, lzf, none), over the config")
     a = ap.parse_args(argv)
     section, scheduler = load_prepare_file(a.config) if a.config else ({}, None)
     try:

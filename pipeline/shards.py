@@ -424,3 +424,8 @@ class ShardReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit("pipeline.shards is the shard library, not a command: look at a shard with "
+                     "`dgs inspect SHARD.h5 [--root DATASET_ROOT]` (docs/running.md)")

@@ -151,7 +151,7 @@ def test_inline_protocols_validate_against_the_schema() -> None:
 
 
 def test_predict_image_defaults_come_from_the_workflow_and_prepare_settings() -> None:
-    from dgs_apps.predict_image import DEFAULT_CHECKPOINT, VirtualCamera
+    from dgs.predict_image import DEFAULT_CHECKPOINT, VirtualCamera
     from pipeline.prepare_config import PrepareConfig
 
     experiment = _props("train")["properties"]["experiment"]["default"]

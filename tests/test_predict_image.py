@@ -1,4 +1,4 @@
-"""dgs-predict-image on a generated photo of a synthetic room (its focal known): the crop to the
+"""dgs predict-image on a generated photo of a synthetic room (its focal known): the crop to the
 virtual camera, where the focal comes from, every output, and — with a network whose occupancy
 agrees with its depth head — the mesh's depth rendered at the camera matches that depth head."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 
 from benchmark.fit import fit_scale_shift
 from benchmark.render import render_depth
-from dgs_apps.predict_image import VirtualCamera, choose_focal, main, read_photo, reconstruct_photo, to_virtual
+from dgs.predict_image import VirtualCamera, choose_focal, main, read_photo, reconstruct_photo, to_virtual
 from dgs_core.checkpoint import capture_rng, save_checkpoint
 from dgs_core.experiment import Experiment, to_dict
 from dgs_core.model import DGSNet, EncoderOutput, ModelConfig, sample_maps
@@ -23,6 +23,7 @@ from pipeline.formats.ply import read_ply
 from pipeline.synthetic.render import PinholeCamera, SceneRenderer
 from pipeline.synthetic.scene import make_scene
 from pipeline.synthetic.trajectory import handheld_scan
+from pipeline.errors import run_main
 
 VIRTUAL = VirtualCamera(64, 48, 57.6)  # the fixtures' virtual camera: the protocol's field of view at 64×48
 PHOTO_FOCAL = 150.0
@@ -118,7 +119,7 @@ def test_cli_with_the_demo_model(room, tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     assert {p.name for p in out.iterdir()} == OUTPUTS
     assert "from virtual camera field of view" in capsys.readouterr().out
-    assert main([str(tmp_path / "none.jpg"), "--checkpoint", str(checkpoint)]) == 2
+    assert run_main(main, [str(tmp_path / "none.jpg"), "--checkpoint", str(checkpoint)]) == 2
     assert "none.jpg: photo not found" in capsys.readouterr().err
-    assert main([str(room.path), "--checkpoint", str(tmp_path / "absent.pt"), "--out", str(out)]) == 2
+    assert run_main(main, [str(room.path), "--checkpoint", str(tmp_path / "absent.pt"), "--out", str(out)]) == 2
     assert "absent.pt does not exist" in capsys.readouterr().err

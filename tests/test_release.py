@@ -1,6 +1,6 @@
 """The DGS release checkpoint (two files with the names and shapes of tests/data's tables) into the
 toolkit's format and back: exact round trip, strict refusals that name the tensor, wrapper prefixes,
-and the converted model through dgs-predict-image. Uses the ResNet-50 variant (~200 MB) once."""
+and the converted model through dgs predict-image. Uses the ResNet-50 variant (~200 MB) once."""
 from __future__ import annotations
 
 import json
@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dgs_apps.predict_image import main as predict_main
+from dgs.predict_image import main as predict_main
 from dgs_core.checkpoint import load_checkpoint, load_model
 from dgs_core.release import RELEASE_FILES, export_main, main, toolkit_to_release
 from weight_tables import LERES_PREFIX, read_table, table_state
+from pipeline.errors import run_main
 
 DEPTH_BIAS = "decoder_modules.outconv.adapt_conv.3.bias"
 
@@ -61,7 +62,7 @@ def test_a_renamed_or_reshaped_tensor_is_refused_by_name(release, tmp_path: Path
     path = tmp_path / "decoder.pth"
     torch.save(bad, path)
     args = ["--encoder", str(release.paths["encoder"]), "--decoder", str(path), "--out", str(tmp_path / "c.pt")]
-    assert main(args) == 2
+    assert run_main(main, args) == 2
     err = capsys.readouterr().err
     assert "missing (1): decoder.lin_z.1.weight" in err and "unexpected (1): decoder.lin_z.1.w" in err
     assert "decoder.lin_in.weight: file (512, 42) vs model (512, 39)" in err and "--allow-partial" in err
@@ -74,8 +75,8 @@ def test_a_renamed_or_reshaped_tensor_is_refused_by_name(release, tmp_path: Path
 
 def test_a_file_that_is_no_leres_encoder_is_named(release, tmp_path: Path, capsys) -> None:
     torch.save(release.decoder, tmp_path / "decoder_twice.pth")
-    assert main(["--encoder", str(tmp_path / "decoder_twice.pth"), "--decoder", str(release.paths["decoder"]),
-                 "--out", str(tmp_path / "c.pt")]) == 2
+    assert run_main(main, ["--encoder", str(tmp_path / "decoder_twice.pth"), "--decoder", str(release.paths["decoder"]),
+                           "--out", str(tmp_path / "c.pt")]) == 2
     assert "decoder_twice.pth: not a LeReS encoder" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ from benchmark import bootstrap
 from benchmark.aggregate import aggregate, differences, reason_counts
 from benchmark.report import main
 from benchmark.tables import block_tables
+from pipeline.errors import run_main
 
 
 def per_frame() -> pd.DataFrame:
@@ -171,4 +172,4 @@ def test_command_line_writes_every_table(tmp_path):
     aggregated = pd.read_csv(tmp_path / "report" / "aggregated.csv")
     assert {"fit_f1_lo", "fit_f1_hi", "fit_N", "fit_failed"} <= set(aggregated.columns)
     assert "Paired differences against `A`" in (tmp_path / "report" / "table_fit.md").read_text()
-    assert main([str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r2")]) == 2
+    assert run_main(main, [str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r2")]) == 2

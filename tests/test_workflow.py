@@ -10,7 +10,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TARGETS = ["prepare_scannet", "prepare_matterport", "train_dgs", "train_ablation", "evaluate", "report", "ablation",
+TARGETS = ["prepare_scannet", "prepare_matterport", "train_dgs", "train_ablation", "evaluate", "report", "loss_curves",
+           "ablation",
            "demo"]
 
 

@@ -41,9 +41,9 @@ def _value(argv: list[str], option: str) -> str:
 
 @pytest.fixture(scope="module")
 def spaced(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(config file, synthetic root, work root) under a folder named 'dgs wörk' (space + umlaut),
+    """(config file, synthetic root, work root) under a folder named 'my wörk' (space + umlaut),
     with the tiny synthetic ScanNet generated there by the workflow's own rule."""
-    base = tmp_path_factory.mktemp("paths") / "dgs wörk"
+    base = tmp_path_factory.mktemp("paths") / "my wörk"
     synthetic, work = base / "synthetic dätä", base / "pre pared"
     config = base / "over ride.yaml"
     base.mkdir(parents=True)
@@ -68,18 +68,19 @@ def test_real_jobs_run_in_a_folder_with_a_space_and_an_accent(spaced) -> None:
     assert done.is_file() and (done.parent / "manifest.parquet").is_file()
     log = work / "logs" / "prepare" / "scannet" / "val" / f"{scene}.log"
     assert "frames:" in log.read_text()  # the job's own summary reached its log, not a stray file
-    strays = [p for p in REPO.iterdir() if "wörk" in p.name or p.name in ("dgs", "wörk/pre")]
+    strays = [p for p in REPO.iterdir() if "wörk" in p.name or p.name in ("my", "wörk/pre")]
     assert not strays
 
 
 def test_every_planned_command_splits_into_the_intended_arguments(spaced) -> None:
     config, synthetic, work = spaced
-    planned = _snakemake(config, "-n", "-p", "prepare_scannet", "train_dgs", "evaluate", "report", "ablation")
+    planned = _snakemake(config, "-n", "-p", "prepare_scannet", "train_dgs", "evaluate", "report", "loss_curves",
+                         "ablation")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     commands = _shell_commands(planned.stdout)
-    programs = {argv[2] if argv[:2] == ["python", "-m"] else argv[0] for argv in commands}
-    assert {"pipeline.prepare", "pipeline.manifest", "dgs_core.train", "dgs_core.infer",
-            "benchmark.evaluate", "benchmark.report", "benchmark.ablation"} <= programs, programs
+    assert all(argv[:3] == ["python", "-m", "dgs"] for argv in commands), commands  # every job is a dgs command
+    programs = {argv[3] for argv in commands}
+    assert {"prepare", "manifest", "train", "predict", "evaluate", "report", "curves", "ablation"} <= programs, programs
     base = str(config.parent)
     for argv in commands:
         # a path under the spaced folder is always one whole argument, never split at the space
@@ -88,9 +89,9 @@ def test_every_planned_command_splits_into_the_intended_arguments(spaced) -> Non
                 assert base in word, (word, argv)
         redirect = argv.index(">")  # every job's output goes to its log under work_root, whole
         assert argv[redirect + 1].startswith(str(work / "logs")) and argv[redirect + 2] == "2>&1", argv
-    prepare = next(a for a in commands if "pipeline.prepare" in a and _value(a, "--split") == "train")
+    prepare = next(a for a in commands if a[3] == "prepare" and _value(a, "--split") == "train")
     assert _value(prepare, "--root") == str(synthetic / "scannet") and _value(prepare, "--out") == str(work)
     assert yaml.safe_load(_value(prepare, "--options"))["width"] == TINY_PREPARE["width"]
-    evaluate = next(a for a in commands if "benchmark.evaluate" in a and "other méthod" in " ".join(a))
+    evaluate = next(a for a in commands if a[3] == "evaluate" and "other méthod" in " ".join(a))
     assert f"other méthod={config.parent / 'other preds'}" in evaluate
     assert _value(evaluate, "--out") == str(work / "evaluation")

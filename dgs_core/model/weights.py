@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+
+from pipeline.errors import UserError
 import torch.nn as nn
 
 WRAPPER_PREFIXES = ("module.", "depth_model.", "_orig_mod.")
@@ -36,7 +38,7 @@ OPTIONAL_SUFFIX = ".num_batches_tracked"
 StateDict = dict[str, torch.Tensor]
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A weights file is unreadable or does not fit the module it is loaded into."""
 
 

@@ -324,3 +324,31 @@ def read_house(root: str | os.PathLike, house_id: str) -> MatterportHouse:
     mapping = read_category_mapping(category_mapping_path(root))
     return MatterportHouse(house_id, read_house_mesh(paths.mesh, mapping),
                            read_conf(paths.conf), paths)
+
+
+def check_layout(root: str | os.PathLike) -> list[str]:
+    """Human-readable problems with a Matterport3D root, [] when every file the pipeline reads exists.
+
+    Checks the category mapping, that at least one house folder exists (named by its house id), and
+    for every house its mesh, camera file and colour and depth image folders (not each image: a
+    missing image is named when the frame is read).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{root}: dataset root does not exist; {_HINT_DOWNLOAD}"]
+    problems = []
+    if not category_mapping_path(root).is_file():
+        problems.append(f"missing {category_mapping_path(root)} (metadata/category_mapping.tsv of the "
+                        f"Matterport repository); copy it into the root")
+    try:
+        houses = list_houses(root)
+    except FormatError as exc:  # a house folder that is not named by a house id
+        return problems + [str(exc)]
+    if not houses:
+        problems.append(f"{root}: no house folder (one with house_segmentations/ or "
+                        f"undistorted_camera_parameters/); {_HINT_DOWNLOAD}")
+    for house in houses:
+        p = house_paths(root, house)
+        problems += [f"house {house}: missing {f}" for f in (p.mesh, p.conf) if not f.is_file()]
+        problems += [f"house {house}: missing folder {d}" for d in (p.color_dir, p.depth_dir) if not d.is_dir()]
+    return problems

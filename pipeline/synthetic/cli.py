@@ -11,6 +11,7 @@ import ast
 import sys
 from pathlib import Path
 
+from pipeline.cli import command_parser
 from pipeline.errors import run_main
 
 from .config import PRESETS, preset
@@ -30,12 +31,13 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dgs-synth", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("dgs-synth", __doc__)
     parser.add_argument("--root", type=Path, required=True, help="output folder, e.g. data/synthetic")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                        help="scene count and sizes (docs/synthetic.md)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same bytes)")
-    parser.add_argument("--dataset", choices=["scannet", "matterport", "both"], default="both")
+    parser.add_argument("--dataset", choices=["scannet", "matterport", "both"], default="both",
+                        help="which dataset root(s) to write")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         type=_parse_override,
                         help="override a GeneratorConfig field, e.g. --set frames_per_scene=30 "

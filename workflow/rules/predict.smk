@@ -18,6 +18,8 @@ rule predict:
         LOGS / "benchmarks" / "predict" / "{experiment}" / "{dataset}.tsv"
     wildcard_constraints:
         dataset=DATASET_NAMES,
+    conda:
+        "../envs/dgs.yaml"
     threads: 4
     params:
         root=lambda wc: dataset_root(wc.dataset),
@@ -26,7 +28,7 @@ rule predict:
         grid=config["evaluate"]["grid"],
         label=lambda wc: model_checkpoint(wc.experiment)[1],
     shell:
-        "python -m dgs_core.infer --checkpoint {input.model:q} --manifest {input.manifest:q}"
+        "python -m dgs predict --checkpoint {input.model:q} --manifest {input.manifest:q}"
         " --root {params.root:q} --out {params.out:q} --name {params.label:q}"
         " --resolution {params.resolution:q} --grid {params.grid:q} --device auto --threads {threads}"
         " > {log:q} 2>&1"

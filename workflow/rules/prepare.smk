@@ -2,14 +2,6 @@
 # one merged manifest per split. A scene's folder is complete only once its `done` marker exists.
 
 
-def scannet_split_manifest(split):
-    return WORK / "scannet" / split / "manifest.parquet"
-
-
-def scene_done_markers(dataset, split, scenes):
-    return [WORK / dataset / split / scene / "done" for scene in scenes]
-
-
 rule prepare_scene:
     """Prepare every selected frame of one scene (ScanNet) or house (Matterport) into HDF5 shards."""
     input:
@@ -24,6 +16,8 @@ rule prepare_scene:
         dataset=DATASET_NAMES,
         split="train|val|test",
         scene=SCENE_IDS,
+    conda:
+        "../envs/dgs.yaml"
     threads: 4
     params:
         root=lambda wc: dataset_root(wc.dataset),
@@ -31,7 +25,7 @@ rule prepare_scene:
         options=prepare_options(),
         dask=dask_option(),
     shell:
-        "python -m pipeline.prepare --dataset {wildcards.dataset:q} --root {params.root:q}"
+        "python -m dgs prepare --dataset {wildcards.dataset:q} --root {params.root:q}"
         " --split {wildcards.split:q} --scene {wildcards.scene:q} --out {params.out:q}"
         " --options {params.options} --workers {threads} {params.dask} > {log:q} 2>&1"
 
@@ -39,11 +33,7 @@ rule prepare_scene:
 rule merge_manifest:
     """One manifest per (dataset, split) listing every frame of every scene, kept or skipped."""
     input:
-        lambda wc: scene_done_markers(
-            wc.dataset,
-            wc.split,
-            dataset_scenes(wc.dataset, wc.split),
-        ),
+        lambda wc: scene_done_markers(wc.dataset, wc.split),
     output:
         WORK / "{dataset}" / "{split}" / "manifest.parquet",
     log:
@@ -51,17 +41,19 @@ rule merge_manifest:
     wildcard_constraints:
         dataset=DATASET_NAMES,
         split="train|val|test",
+    conda:
+        "../envs/dgs.yaml"
     shell:
-        "python -m pipeline.manifest merge --out {output:q} {input:q} > {log:q} 2>&1"
+        "python -m dgs manifest merge --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule prepare_scannet:
     """Shards and manifests for the configured ScanNet splits."""
     input:
-        [scannet_split_manifest(split) for split in config["scannet_splits"]],
+        [split_manifest("scannet", split) for split in config["scannet_splits"]],
 
 
 rule prepare_matterport:
     """Shards and manifest for the Matterport3D cross-dataset test set (SPEC §5)."""
     input:
-        WORK / "matterport" / "test" / "manifest.parquet",
+        test_manifest("matterport"),

@@ -12,10 +12,12 @@ checkpoint synthesize:
         LOGS / "synthetic" / "{dataset}.log",
     wildcard_constraints:
         dataset=DATASET_NAMES,
+    conda:
+        "../envs/dgs.yaml"
     params:
         root=SYNTHETIC,
         preset=config["synthetic"]["preset"],
         seed=config["synthetic"]["seed"],
     shell:
-        "python -m pipeline.synthetic --root {params.root:q} --dataset {wildcards.dataset:q}"
+        "python -m dgs synth --root {params.root:q} --dataset {wildcards.dataset:q}"
         " --preset {params.preset:q} --seed {params.seed:q} > {log:q} 2>&1"

@@ -1,29 +1,7 @@
-# Training: `python -m dgs_core.train` (or torchrun with train.nproc processes) on the
-# prepared ScanNet train split, validating on val. A run folder WORK/models/<experiment>/ holds the
-# config, scalars.csv, tb/, checkpoints/ and final.pt; a killed job resumes from its newest
-# checkpoint when rerun (--resume auto). docs/training.md.
-
-
-def train_configs(experiment):
-    """Experiment files of a run: the overlay(s) (train.overlay, e.g. tiny) first, then the mode file."""
-    overlay = config["train"]["overlay"] or []
-    names = [overlay] if isinstance(overlay, str) else overlay
-    return [f"config/experiments/{name}.yaml" for name in [*names, experiment]]
-
-
-def train_launcher():
-    """One process, or torchrun with train.nproc processes (DDP; the global batch is split);
-    a shell-quoted command prefix."""
-    n = config["train"]["nproc"]
-    if n == 1:
-        return "python -m dgs_core.train"
-    return shlex.join(["torchrun", "--standalone", "--nproc_per_node", str(int(n)), "-m", "dgs_core.train"])
-
-
-def train_gpus():
-    """GPUs a training job asks for (the `gpu` resource the SLURM plugin turns into --gpus): one per
-    torchrun process, none when train.device is cpu."""
-    return 0 if config["train"]["device"] == "cpu" else config["train"]["nproc"]
+# Training: `dgs train` (or torchrun with train.nproc processes) on the prepared ScanNet train split,
+# validating on val. A run folder WORK/models/<experiment>/ holds the config, scalars.csv, tb/
+# (scalars, validation images and meshes), checkpoints/ and final.pt; a killed job resumes from its
+# newest checkpoint when rerun (--resume auto). docs/training.md.
 
 
 rule train_dgs:
@@ -35,8 +13,8 @@ rule train_dgs:
 rule train_experiment:
     """Train config/experiments/{experiment}.yaml (after the overlay) into models/{experiment}/final.pt."""
     input:
-        train=lambda wc: scannet_split_manifest("train"),
-        val=lambda wc: scannet_split_manifest("val"),
+        train=split_manifest("scannet", "train"),
+        val=split_manifest("scannet", "val"),
         configs=lambda wc: train_configs(wc.experiment),
     output:
         WORK / "models" / "{experiment}" / "final.pt",
@@ -46,6 +24,8 @@ rule train_experiment:
         LOGS / "benchmarks" / "train" / "{experiment}.tsv"
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
+    conda:
+        "../envs/dgs.yaml"
     threads: 2
     resources:
         gpu=train_gpus(),
@@ -53,11 +33,12 @@ rule train_experiment:
         launcher=train_launcher(),
         out=lambda wc: WORK / "models" / wc.experiment,
         device=config["train"]["device"],
+        flags=train_flags(),
         overrides="",  # extra shell-quoted `--set KEY=VALUE` arguments (train_seeded sets the seed)
     shell:
         "{params.launcher} --config {input.configs:q} --train-manifest {input.train:q}"
         " --val-manifest {input.val:q} --out {params.out:q} --resume auto --device {params.device:q}"
-        " --threads {threads}{params.overrides} > {log:q} 2>&1"
+        " --threads {threads}{params.flags}{params.overrides} > {log:q} 2>&1"
 
 
 rule train_ablation:

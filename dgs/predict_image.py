@@ -1,6 +1,6 @@
 """Any photo in, mesh out: one image through a trained or converted DGS model (SPEC §5.12).
 
-    dgs-predict-image PHOTO [--focal F] [--checkpoint C] [--out DIR] [--resolution 128]
+    dgs predict-image PHOTO [--focal F] [--checkpoint C] [--out DIR] [--resolution 128]
 
 1. The photo (EXIF orientation applied) is cropped and resized to the model's virtual camera
    (default 256×192, f = 230.4 px) with the pipeline's resampler for dataset frames
@@ -22,10 +22,8 @@ millimetres, 0 = none) and ``depth.npy`` (float32 metres) of the depth head at t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,13 +35,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from benchmark.extract import extract_mesh
 from benchmark.figures import photo_figure
 from dgs_core.camera import normalised_intrinsics
-from dgs_core.checkpoint import CheckpointError, load_model
+from dgs_core.checkpoint import load_model
 from dgs_core.infer import RESOLUTION, Z_NEAR, encode_image, query_grid, resolve_device, write_grid
 from pipeline.atomic import atomic_open, write_bytes_atomic, write_text_atomic
 from pipeline.formats.images import encode_png16
 from pipeline.formats.ply import write_ply
 from pipeline.geometry.camera import virtual_intrinsics
 from pipeline.geometry.resample import resample_color
+from pipeline.cli import command_parser
+from pipeline.errors import InputError, run_main
 from pipeline.prepare_config import PrepareConfig
 
 DEFAULT_CHECKPOINT = Path("data/prepared/models/dgs/final.pt")
@@ -91,7 +91,7 @@ def read_photo(path: str | Path) -> tuple[np.ndarray, float | None]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: photo not found") from None
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path}: not a readable image ({err}); pass a JPEG or PNG photo") from None
+        raise InputError(f"{path}: not a readable image ({err}); pass a JPEG or PNG photo") from None
     return rgb, (float(f35) if f35 else None)
 
 
@@ -100,7 +100,7 @@ def choose_focal(width: int, height: int, focal: float | None, f35: float | None
     """The photo's focal length in pixels and where it came from (module docstring, step 2)."""
     if focal is not None:
         if not focal > 0:
-            raise ValueError(f"--focal must be a positive focal length in photo pixels, found {focal}")
+            raise InputError(f"--focal must be a positive focal length in photo pixels, found {focal}")
         return float(focal), "--focal"
     if f35:
         return f35 * math.hypot(width, height) / FULL_FRAME_DIAGONAL_MM, f"EXIF 35 mm equivalent ({f35:g} mm)"
@@ -125,7 +125,7 @@ def depth_box(depth: np.ndarray, camera: VirtualCamera, z_near: float = Z_NEAR, 
     ``far = percentile(depth) · (1 + margin)`` over the depth head's pixels beyond ``z_near``."""
     valid = depth[np.isfinite(depth) & (depth > z_near)]
     if valid.size == 0:
-        raise ValueError(f"the model's depth head predicts no depth beyond the near plane ({z_near} m) for this "
+        raise InputError(f"the model's depth head predicts no depth beyond the near plane ({z_near} m) for this "
                          "image, so no grid can be placed; check the checkpoint (a trained or converted model)")
     far = float(np.percentile(valid, percentile)) * (1.0 + margin)
     fx, fy, cx, cy = camera.intrinsics()
@@ -151,7 +151,7 @@ def reconstruct(net: torch.nn.Module, image: np.ndarray, camera: VirtualCamera, 
     (:func:`depth_box`), query the occupancy and extract the mesh."""
     enc = encode_image(net, image, device=device)
     if enc.depth is None:
-        raise ValueError("the model has no depth head (model.encoder.depth_head: false), which bounds the grid")
+        raise InputError("the model has no depth head (model.encoder.depth_head: false), which bounds the grid")
     depth = enc.depth[0, 0].float().cpu().numpy()
     box_min, box_max, far = depth_box(depth, camera)
     k = normalised_intrinsics(*camera.intrinsics(), camera.width, camera.height)
@@ -201,16 +201,17 @@ def reconstruct_photo(net: torch.nn.Module, photo_path: str | Path, out: str | P
     return summary
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "dgs-predict-image") -> int:
-    """Command line (module docstring); expected errors exit with status 2 and one message."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line (module docstring); run through run_main: expected errors exit 2 with one line."""
+    p = command_parser("python -m dgs.predict_image", __doc__.splitlines()[0])
+    prog = p.prog
     p.add_argument("photo", type=Path, help="a JPEG or PNG photo")
     p.add_argument("--focal", type=float, default=None, help="focal length in photo pixels (default: EXIF, "
                    "else the virtual camera's field of view)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                   help="a trained (final.pt) or converted (dgs-convert-release) checkpoint (default %(default)s)")
+                   help="a trained (final.pt) or converted (dgs convert-release) checkpoint")
     p.add_argument("--out", type=Path, default=None, help="output folder (default <photo folder>/<stem>_dgs)")
-    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis (default %(default)s)")
+    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis")
     p.add_argument("--virtual", type=float, nargs=3, metavar=("W", "H", "F"), default=None,
                    help="the model's virtual camera: width, height, focal in pixels (default 256 192 230.4)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
@@ -220,14 +221,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "dgs-predict-image") -> 
         torch.set_num_threads(a.threads)
     camera = VirtualCamera(int(a.virtual[0]), int(a.virtual[1]), a.virtual[2]) if a.virtual else VirtualCamera()
     out = a.out or a.photo.parent / f"{a.photo.stem}_dgs"
-    try:
-        device = resolve_device(a.device)
-        net, _ = load_model(a.checkpoint, map_location=device)
-        summary = reconstruct_photo(net, a.photo, out, focal=a.focal, camera=camera, resolution=a.resolution,
-                                    device=device, checkpoint=str(a.checkpoint))
-    except (FileNotFoundError, CheckpointError, ValueError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    device = resolve_device(a.device)
+    net, _ = load_model(a.checkpoint, map_location=device)
+    summary = reconstruct_photo(net, a.photo, out, focal=a.focal, camera=camera, resolution=a.resolution,
+                                device=device, checkpoint=str(a.checkpoint))
     print(f"{prog}: focal {summary['focal_px']:.1f} px from {summary['focal_source']}")
     if summary["view_covered"] < 1.0:
         print(f"{prog}: the photo covers {100 * summary['view_covered']:.0f} % of the virtual view; the rest repeats "
@@ -239,4 +236,4 @@ def main(argv: Sequence[str] | None = None, prog: str = "dgs-predict-image") -> 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main, prog="python -m dgs.predict_image"))
