@@ -25,8 +25,8 @@ import torch
 from benchmark.extract import extract_mesh
 from benchmark.figures import orbit_eye, render_flags, view_rays
 from benchmark.render import render_depth
-from dgs_core.data import image_to_tensor
-from dgs_core.infer import predict_grid
+from dgs_core.camera import normalised_intrinsics
+from dgs_core.infer import encode_image, query_grid
 from pipeline.frame_sample import FrameSample
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
@@ -58,14 +58,14 @@ def frame_views(net: torch.nn.Module, frame: FrameSample, resolution: int, devic
     """The pictures of one frame (module docstring): ``depth``, ``occupancy_slice``, ``mesh_view``
     ((3, H, W) float32 RGB in [0, 1]) and ``mesh`` ((V, 3) float vertices, (F, 3) int faces)."""
     near = frame.near_surface_points[frame.near_surface_valid]
-    occupancy, origin, cell = predict_grid(net, frame.image, frame.intrinsics, near.min(axis=0), near.max(axis=0),
-                                           resolution, device=device, grid="dense")
-    vertices, faces = extract_mesh(occupancy, origin, cell)
     _, h, w = frame.image.shape
     fx, fy, cx, cy = (float(v) for v in frame.intrinsics)
-    with torch.inference_mode():
-        predicted = net.encode(image_to_tensor(frame.image)[None].to(device)).depth
-    predicted = (predicted[0, 0].float().cpu().numpy() if predicted is not None
+    encoded = encode_image(net, frame.image, device=device)  # one encoding: the grid and the depth head
+    occupancy, origin, cell = query_grid(net, encoded.features, normalised_intrinsics(fx, fy, cx, cy, w, h),
+                                         near.min(axis=0), near.max(axis=0), resolution, device=device,
+                                         grid="dense")
+    vertices, faces = extract_mesh(occupancy, origin, cell)
+    predicted = (encoded.depth[0, 0].float().cpu().numpy() if encoded.depth is not None
                  else np.full((h, w), np.nan, np.float32))
     rendered = render_depth(vertices, faces, fx, fy, cx, cy, w, h)
     top = float(np.nanpercentile(frame.depth, 99)) if np.isfinite(frame.depth).any() else 5.0
