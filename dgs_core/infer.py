@@ -105,7 +105,7 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
     """Occupancy of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
-        net: a DGSNet (anything with ``encode(images).features`` and ``query(features, points,
+        net: a DGSNet (anything with ``encode(images, intrinsics).features`` and ``query(features, points,
             intrinsics) -> logits``), already on ``device`` and in eval mode.
         image: (3, H, W) uint8 RGB.
         intrinsics_px: (4,) fx, fy, cx, cy in pixels of that image (OpenCV).
@@ -137,7 +137,7 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
                 else contextlib.nullcontext())
     intrinsics = torch.tensor([norm], dtype=torch.float32, device=device)
     with torch.inference_mode(), autocast:
-        features = net.encode(image_to_tensor(image)[None].to(device)).features
+        features = net.encode(image_to_tensor(image)[None].to(device), intrinsics).features
 
         def occupancy_at(ijk: np.ndarray) -> np.ndarray:
             """(N,) float32 occupancy at grid indices (N, 3), in network calls of batch_points."""

@@ -70,7 +70,8 @@ def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.d
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
             loss, terms = training_loss(net, batch, exp.loss)
-            logits = net.query(net.encode(batch.images).features, batch.near_points, batch.intrinsics)
+            features = net.encode(batch.images, batch.intrinsics).features
+            logits = net.query(features, batch.near_points, batch.intrinsics)
         n = batch.images.shape[0]
         for name, value in {"loss": loss, **terms}.items():
             sums[name] = sums.get(name, 0.0) + float(value) * n
@@ -122,7 +123,8 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
         net.encoder.compile()
     module: torch.nn.Module = LossModule(net, exp)
     if rank.world_size > 1:
-        unused = not exp.loss.depth_weight  # the depth head then gets no gradient
+        # without the depth term the depth head may get no gradient; voxel-only features leave the maps unused
+        unused = not exp.loss.depth_weight or exp.model.features == "voxel"
         module = torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
     opt = torch.optim.Adam(net.parameters(), lr=exp.optim.lr, betas=tuple(exp.optim.betas),
                            weight_decay=exp.optim.weight_decay)
