@@ -86,7 +86,7 @@ def test_lattice_and_start_stride():
 class SphereNet(torch.nn.Module):
     """A stand-in network whose logit is 20 × the signed distance to a sphere (metres, camera frame)."""
 
-    def encode(self, images):
+    def encode(self, images, intrinsics=None):
         return type("Encoded", (), {"features": []})()
 
     def query(self, features, points, intrinsics):
