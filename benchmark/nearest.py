@@ -38,17 +38,34 @@ def nearest_distances(query: np.ndarray, ref: np.ndarray, method: str = "auto") 
     if method not in METHODS:
         raise ValueError(f"benchmark.nearest.nearest_distances: method must be one of {METHODS}, "
                          f"got {method!r}.")
+    if method == "kdtree":
+        query, ref = _checked(query, ref)
+        if len(query) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return cKDTree(ref).query(query, k=1, workers=-1)[0].astype(np.float64)
+    return nearest_neighbours(query, ref)[0]
+
+
+def nearest_neighbours(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to, and index of, every query point's nearest reference point (pykdtree, exact).
+
+    query (N, 3), ref (M, 3) float, same frame and unit, M ≥ 1. Returns (N,) float64 distances and
+    (N,) int64 indices into ``ref``.
+    """
+    query, ref = _checked(query, ref)
+    if len(query) == 0:
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    dist, idx = KDTree(ref, leafsize=_LEAF_SIZE).query(query, k=1)
+    return np.asarray(dist, dtype=np.float64), np.asarray(idx, dtype=np.int64)
+
+
+def _checked(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     query = _as_points(query, "query")
     ref = _as_points(ref, "ref")
     if len(ref) == 0:
         raise ValueError("benchmark.nearest.nearest_distances: the reference set is empty; "
                          "expected at least one point (check for an empty mesh before calling).")
-    if len(query) == 0:
-        return np.zeros(0, dtype=np.float64)
-    if method == "kdtree":
-        return cKDTree(ref).query(query, k=1, workers=-1)[0].astype(np.float64)
-    dist, _ = KDTree(ref, leafsize=_LEAF_SIZE).query(query, k=1)
-    return np.asarray(dist, dtype=np.float64)
+    return query, ref
 
 
 def _as_points(points: np.ndarray, name: str) -> np.ndarray:
