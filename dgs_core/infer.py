@@ -100,8 +100,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                  device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
-                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None,
+                 grid_to_camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occupancy of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
@@ -118,9 +118,11 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         grid: "dense" (every in-frustum cell) or "coarse_to_fine" (:mod:`dgs_core.grid_refine`:
             evaluate a coarse lattice, then only around the 0.5 level).
         stats: if given, filled with the query counts (and, coarse to fine, the verification).
+        grid_to_camera: (4, 4) rigid map from the frame of ``box_min``/``box_max`` to the camera (the
+            object protocol's normalised cube); every cell is then queried (no frustum mask).
     Returns:
         occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
-        cell (3,) float64, camera frame, metres.
+        cell (3,) float64, in the box's frame (the camera frame unless ``grid_to_camera``), metres.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
@@ -131,7 +133,10 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
     height, width = image.shape[1:]
     origin, cell = grid_geometry(box_min, box_max, resolution)
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
-    inside = frustum_mask(origin, cell, resolution, norm, z_near)
+    if grid_to_camera is None:
+        inside, to_camera = frustum_mask(origin, cell, resolution, norm, z_near), np.eye(4)
+    else:
+        inside, to_camera = np.ones((resolution,) * 3, dtype=bool), np.asarray(grid_to_camera, dtype=np.float64)
     device = resolve_device(device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
                 else contextlib.nullcontext())
@@ -144,7 +149,8 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
             out = np.empty(len(ijk), dtype=np.float32)
             for start in range(0, len(ijk), batch_points):
                 part = ijk[start:start + batch_points]
-                points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
+                xyz = (origin + part * cell) @ to_camera[:3, :3].T + to_camera[:3, 3]
+                points = torch.from_numpy(xyz.astype(np.float32))[None].to(device)
                 logits = net.query(features, points, intrinsics).float()
                 out[start:start + len(part)] = torch.sigmoid(logits)[0].cpu().numpy()
             return out
