@@ -102,7 +102,7 @@ def summarise(per_model: pd.DataFrame, names: dict[str, str] | None = None) -> p
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.objects", description=__doc__.splitlines()[0])
-    ap.add_argument("--method", action="append", required=True, metavar="NAME=DIR")
+    ap.add_argument("--method", nargs="+", required=True, metavar="NAME=DIR", help="prediction folders by method")
     ap.add_argument("--manifest", required=True, help="prepared object test manifest")
     ap.add_argument("--root", required=True, help="the object dataset's root (ground-truth meshes)")
     ap.add_argument("--samples", type=int, default=SAMPLES, help="surface samples per mesh")
