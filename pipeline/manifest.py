@@ -27,39 +27,43 @@ REASONS = ("invalid_pose", "empty_view", "too_few_samples", "corrupt_payload")
 """Documented skip reasons; ``pipeline.frames`` may add others, they are kept verbatim."""
 
 
-def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
-    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "")."""
-    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    for col, dtype in COLUMNS.items():
+def make_manifest(rows: Iterable[dict], columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """DataFrame with exactly ``columns`` (default :data:`COLUMNS`; missing ints → -1, strings → "")."""
+    columns = COLUMNS if columns is None else columns
+    df = pd.DataFrame(list(rows), columns=list(columns))
+    for col, dtype in columns.items():
         df[col] = df[col].fillna(-1 if dtype == "int64" else "").astype(dtype)
     return df.reset_index(drop=True)
 
 
-def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+def write_manifest(df: pd.DataFrame, path: str | os.PathLike, columns: dict[str, str] | None = None) -> Path:
     """Write ``df`` to Parquet atomically (:mod:`pipeline.atomic`); returns the path.
 
-    The file has no timestamps: the same DataFrame gives the same bytes.
+    The file has no timestamps: the same DataFrame gives the same bytes. ``columns``: as
+    :func:`make_manifest` (another record's manifest, e.g. :mod:`pipeline.object_shards`).
     """
+    columns = COLUMNS if columns is None else columns
     path = Path(path)
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"manifest for {path} lacks columns {missing}; build it with make_manifest()")
     with atomic_path(path) as tmp:
-        df[list(COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
+        df[list(columns)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a manifest written by :func:`write_manifest`, checking its columns."""
+def read_manifest(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a manifest written by :func:`write_manifest`, checking its ``columns`` (default :data:`COLUMNS`)."""
+    columns = COLUMNS if columns is None else columns
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} does not exist; run the prepare job that writes it")
     df = pd.read_parquet(path, engine="pyarrow")
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"manifest {path} lacks columns {missing}: written by another version? "
-                         f"re-run pipeline.prepare for it")
-    return make_manifest(df.to_dict("records"))
+        raise ValueError(f"manifest {path} lacks columns {missing}: written by another version, or another "
+                         f"record's manifest (scene vs object)? re-run the prepare job that writes it")
+    return make_manifest(df.to_dict("records"), columns)
 
 
 def merge_manifests(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.manifest import make_manifest, read_manifest, write_manifest
 from pipeline.shards import LIBVER, SchemaError, _filter_kwargs, _group, shard_name
 
 OBJECT_SCHEMA_VERSION = 1
@@ -225,30 +226,18 @@ class ObjectShardReader:
 
 
 def make_object_manifest(rows: list[dict]) -> pd.DataFrame:
-    """DataFrame with exactly :data:`MANIFEST_COLUMNS` (missing ints → -1, strings → "")."""
-    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    for col, dtype in MANIFEST_COLUMNS.items():
-        df[col] = df[col].fillna(-1 if dtype == "int64" else "").astype(dtype)
-    return df
+    """An object manifest table (:data:`MANIFEST_COLUMNS`; see :func:`pipeline.manifest.make_manifest`)."""
+    return make_manifest(rows, MANIFEST_COLUMNS)
 
 
 def write_object_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write atomically as Parquet (no timestamps: the same table gives the same bytes)."""
-    with atomic_path(path) as tmp:
-        df[list(MANIFEST_COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
-    return Path(path)
+    """Write atomically as Parquet (:func:`pipeline.manifest.write_manifest`)."""
+    return write_manifest(df, path, MANIFEST_COLUMNS)
 
 
 def read_object_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an object manifest, checking its columns (a scene manifest is refused with a hint)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"object manifest {path} does not exist; run `snakemake prepare_objects`")
-    df = pd.read_parquet(path, engine="pyarrow")
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path} lacks the object-manifest columns {missing}; is it a scene manifest?")
-    return make_object_manifest(df.to_dict("records"))
+    """Read an object manifest, checking its columns (a scene manifest is refused naming them)."""
+    return read_manifest(path, MANIFEST_COLUMNS)
 
 
 def is_object_manifest(path: str | os.PathLike) -> bool:
