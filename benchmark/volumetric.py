@@ -132,7 +132,8 @@ def _points(points: np.ndarray, name: str) -> np.ndarray:
 def _unit(normals: np.ndarray, n: int, name: str) -> np.ndarray:
     normals = np.asarray(normals, dtype=np.float64).reshape(-1, 3)
     if len(normals) != n:
-        raise ValueError(f"benchmark.volumetric: {name} has {len(normals)} rows for {n} points; pass one normal per point")
+        raise ValueError(f"benchmark.volumetric: {name} has {len(normals)} rows for {n} points; "
+                         "pass one normal per point")
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     if not np.all(length > 0):
         raise ValueError(f"benchmark.volumetric: {name} has zero-length normals; sample faces of positive area")

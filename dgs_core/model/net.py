@@ -46,7 +46,8 @@ class ModelConfig:
             raise ValueError(f"model: features must be one of {FEATURES} and depth_head one of {DEPTH_HEADS}, "
                              f"found {self.features!r}, {self.depth_head!r}")
         if "voxel" in self.features and not self.encoder.depth_head:
-            raise ValueError("model: features with 'voxel' voxelise the predicted depth; set model.encoder.depth_head: true")
+            raise ValueError("model: features with 'voxel' voxelise the predicted depth; "
+                             "set model.encoder.depth_head: true")
 
     @classmethod
     def tiny(cls, channels: int = 4, hidden: int = 16) -> "ModelConfig":

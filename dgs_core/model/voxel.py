@@ -144,7 +144,8 @@ def splat(points: torch.Tensor, box_min: torch.Tensor, box_size: torch.Tensor, r
             w = w * (frac[..., axis] if o else 1 - frac[..., axis])
         inside = ((corner >= 0) & (corner < r)).all(dim=-1)
         c = corner.clamp(0, r - 1)
-        flat.append((torch.arange(b, device=points.device)[:, None] * r + c[..., 2]) * r * r + c[..., 1] * r + c[..., 0])
+        batch = torch.arange(b, device=points.device)[:, None]
+        flat.append(((batch * r + c[..., 2]) * r + c[..., 1]) * r + c[..., 0])  # (b, z, y, x) row-major
         weights.append(w * inside.to(w.dtype))
     grid = points.new_zeros(b * r ** 3).index_add(0, torch.cat(flat, 1).reshape(-1), torch.cat(weights, 1).reshape(-1))
     return grid.reshape(b, 1, r, r, r)
@@ -279,6 +280,8 @@ class VoxelBranch(nn.Module):
         return gaussian_blur(grid, self.sigma, cfg.kernel_radius), box_min, box_size
 
     def forward(self, depth: torch.Tensor, intrinsics: torch.Tensor) -> VoxelFeatures:
+        if depth.dtype in (torch.float16, torch.bfloat16):  # AMP: splat counts in float32 (> 256 per cell)
+            depth = depth.float()
         grid, box_min, box_size = self.voxelise(depth, intrinsics)
         volumes = self.encoder(1 - torch.exp(-grid))
         displacement = self.config.displacement * box_size / self.config.resolution

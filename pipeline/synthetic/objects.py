@@ -114,7 +114,8 @@ def _table(rng) -> list[Part]:
     w, d, h, t = rng.uniform(0.8, 1.4), rng.uniform(0.6, 0.9), rng.uniform(0.7, 0.76), 0.04
     top: list[Part] = [("box", (w, d, t), (0, 0, h - t / 2))]
     if rng.random() < 0.5:  # pedestal: a column on a disc
-        return top + [("cylinder", (0.1, 0.1, h - t), (0, 0, (h - t) / 2)), ("cylinder", (0.5, 0.5, 0.03), (0, 0, 0.015))]
+        return top + [("cylinder", (0.1, 0.1, h - t), (0, 0, (h - t) / 2)),
+                      ("cylinder", (0.5, 0.5, 0.03), (0, 0, 0.015))]
     return top + _legs(w, d, h - t, 0.06, 0.05)
 
 
