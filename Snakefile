@@ -2,6 +2,7 @@
 #   prepare_scannet, prepare_matterport   per-frame training/test shards
 #   train_dgs, evaluate, report           model training, benchmark, tables
 #   ablation                              miniature gradient-mode ablation (table + loss curves)
+#   prepare_objects, objects              object-level protocol (IoU, Chamfer-L1/L2, normal consistency)
 #   demo                                  everything available, on the embedded synthetic default
 # Every file of the workflow (configs, schema, experiment files, scripts) is found from this file's
 # folder, so `snakemake -s /path/to/repo/Snakefile --directory /scratch/run` works from anywhere; the
@@ -29,6 +30,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/objects.smk"
 
 
 rule demo:

@@ -46,12 +46,19 @@ class NearestIndex:
 
     def distances(self, query: np.ndarray) -> np.ndarray:
         """(N,) float64 metres from every query point (N, 3) to its nearest reference point."""
+        return self.neighbours(query)[0]
+
+    def neighbours(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) float64 distances and (N,) int64 indices into ``ref`` of every query point's nearest
+        reference point."""
         query = _as_points(query, "query")
         if len(query) == 0:
-            return np.zeros(0, dtype=np.float64)
+            return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
         if self.method == "kdtree":
-            return self._tree.query(query, k=1, workers=-1)[0].astype(np.float64)
-        return np.asarray(self._tree.query(query, k=1)[0], dtype=np.float64)
+            dist, idx = self._tree.query(query, k=1, workers=-1)
+        else:
+            dist, idx = self._tree.query(query, k=1)
+        return np.asarray(dist, dtype=np.float64), np.asarray(idx, dtype=np.int64)
 
 
 def nearest_distances(query: np.ndarray, ref: np.ndarray, method: str = "auto") -> np.ndarray:
@@ -65,6 +72,15 @@ def nearest_distances(query: np.ndarray, ref: np.ndarray, method: str = "auto") 
         (N,) float64 metres.
     """
     return NearestIndex(ref, method).distances(query)
+
+
+def nearest_neighbours(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to, and index of, every query point's nearest reference point (pykdtree, exact).
+
+    query (N, 3), ref (M, 3) float, same frame and unit, M ≥ 1. Returns (N,) float64 distances and
+    (N,) int64 indices into ``ref``.
+    """
+    return NearestIndex(ref).neighbours(query)
 
 
 def _as_points(points: np.ndarray, name: str) -> np.ndarray:

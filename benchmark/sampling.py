@@ -36,12 +36,19 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int = 200_000,
         (n, 3) float64 points in the frame of ``vertices``; (0, 3) when the mesh has no faces
         or zero total area (the caller reports it as an empty surface).
     """
+    return sample_surface_faces(vertices, faces, n, seed)[0]
+
+
+def sample_surface_faces(vertices: np.ndarray, faces: np.ndarray, n: int = 200_000,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample_surface` plus the (n,) int64 index of the face each point lies on (for normals)."""
     vertices = as_points(vertices, "sample_surface vertices")
     faces = np.asarray(faces)
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"benchmark.sampling.sample_surface: expected faces (F, 3), got {faces.shape}.")
+    empty = (np.zeros((0, 3), dtype=np.float64), np.zeros(0, dtype=np.int64))
     if len(faces) == 0 or n <= 0:
-        return np.zeros((0, 3), dtype=np.float64)
+        return empty
     a = vertices[faces[:, 0]]
     e1 = vertices[faces[:, 1]] - a
     e2 = vertices[faces[:, 2]] - a
@@ -50,7 +57,7 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int = 200_000,
     cdf = np.cumsum(area)
     total = cdf[-1]
     if not total > 0.0:
-        return np.zeros((0, 3), dtype=np.float64)
+        return empty
     rng = np.random.default_rng(seed)
     r = rng.random((n, 3))
     # side="right" never selects a zero-area face (its cdf equals its predecessor's).
@@ -60,7 +67,7 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int = 200_000,
     # Barycentric (1 − s, s(1 − t), s·t) is uniform on the triangle for s = sqrt(U1), t = U2.
     w1 = (s * (1.0 - r[:, 2]))[:, None]
     w2 = (s * r[:, 2])[:, None]
-    return a[face] + w1 * e1[face] + w2 * e2[face]
+    return a[face] + w1 * e1[face] + w2 * e2[face], face.astype(np.int64)
 
 
 def voxel_down_sample(points: np.ndarray, voxel: float) -> np.ndarray:

@@ -149,12 +149,12 @@ def reconstruct(net: torch.nn.Module, image: np.ndarray, camera: VirtualCamera, 
                 device: str | torch.device = "cpu", batch_points: int = 1 << 15) -> Reconstruction:
     """Encode ``image`` (3, H, W) uint8 at the virtual camera once, bound the grid by the depth head
     (:func:`depth_box`), query the occupancy and extract the mesh."""
-    enc = encode_image(net, image, device=device)
+    k = normalised_intrinsics(*camera.intrinsics(), camera.width, camera.height)
+    enc = encode_image(net, image, k, device=device)
     if enc.depth is None:
         raise InputError("the model has no depth head (model.encoder.depth_head: false), which bounds the grid")
     depth = enc.depth[0, 0].float().cpu().numpy()
     box_min, box_max, far = depth_box(depth, camera)
-    k = normalised_intrinsics(*camera.intrinsics(), camera.width, camera.height)
     occupancy, origin, cell = query_grid(net, enc.features, k, box_min, box_max, resolution,
                                          batch_points=batch_points, device=device)
     vertices, faces = extract_mesh(occupancy, origin, cell)

@@ -60,8 +60,9 @@ def frame_views(net: torch.nn.Module, frame: FrameSample, resolution: int, devic
     near = frame.near_surface_points[frame.near_surface_valid]
     _, h, w = frame.image.shape
     fx, fy, cx, cy = (float(v) for v in frame.intrinsics)
-    encoded = encode_image(net, frame.image, device=device)  # one encoding: the grid and the depth head
-    occupancy, origin, cell = query_grid(net, encoded.features, normalised_intrinsics(fx, fy, cx, cy, w, h),
+    norm = normalised_intrinsics(fx, fy, cx, cy, w, h)
+    encoded = encode_image(net, frame.image, norm, device=device)  # one encoding: the grid and the depth head
+    occupancy, origin, cell = query_grid(net, encoded.features, norm,
                                          near.min(axis=0), near.max(axis=0), resolution, device=device,
                                          grid="dense")
     vertices, faces = extract_mesh(occupancy, origin, cell)

@@ -18,6 +18,11 @@ spatial gradient ∂f/∂p (B, Q, 3) (1/m, camera frame), both differentiable w.
 - ``"nograd"``: no gradient (None) — the NoGrad ablation.
 - ``"fixed_encoder"``: the paper's FixedE. f uses the live feature maps; the gradient is computed the
   ``"dgs"`` way from *detached* maps, so the gradient term trains the decoder but never the encoder.
+
+Voxel features (:mod:`dgs_core.model.voxel`, ``model.features`` with ``voxel``) take part in every mode:
+``dgs``/``dgs_forward`` read their value and Jacobian from ``dgs_sample_3d`` (in ``dgs`` their contraction
+keeps that Jacobian in the graph instead of re-evaluating it), ``autograd``/``numerical``/``nograd`` sample
+them with ``grid_sample`` through ``net.query``, and ``fixed_encoder`` detaches them like the maps.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from dgs_core.model.decoder import sigmoid_tracked
+from dgs_core.model.voxel import split_features
 from dgs_core.ops import dgs_sample
 
 GRADIENT_MODES = ("dgs", "dgs_forward", "autograd", "numerical", "nograd", "fixed_encoder")
@@ -35,15 +41,22 @@ def _act(logit: torch.Tensor, field: str) -> torch.Tensor:
     return torch.sigmoid(logit) if field == "occupancy" else logit
 
 
-def sample_with_jacobian(features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor
+def sample_with_jacobian(features: list, points: torch.Tensor, intrinsics: torch.Tensor
                          ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """All maps through ``dgs_sample``: value (B, Q, ΣC) and per-map Jacobians ∂φ_i/∂p (B, Q, 3, C_i), 1/m.
+    """All maps through ``dgs_sample`` (voxel features through ``dgs_sample_3d``, last): value (B, Q, ΣC)
+    and per-source Jacobians ∂φ_i/∂p (B, Q, 3, C_i), 1/m.
 
     The Jacobians stay views of the op outputs (no concatenated copy kept for backward).
     """
     points, intrinsics = points.detach(), intrinsics.detach()  # data for the op: it rejects requires_grad
-    outs = [dgs_sample(f, points, intrinsics) for f in features]  # each (B, Q, 4, C_i)
-    return torch.cat([o[:, :, 0, :] for o in outs], dim=-1), [o[:, :, 1:, :] for o in outs]
+    maps, voxels = split_features(features)
+    outs = [dgs_sample(f, points, intrinsics) for f in maps]  # each (B, Q, 4, C_i)
+    values, jacs = [o[:, :, 0, :] for o in outs], [o[:, :, 1:, :] for o in outs]
+    if voxels is not None:
+        value, jac = voxels.sample_with_jacobian(points)
+        values.append(value)
+        jacs.append(jac)
+    return torch.cat(values, dim=-1), jacs
 
 
 class _JacobianContraction(torch.autograd.Function):
@@ -103,8 +116,14 @@ def _dgs(net, features, points, intrinsics, field: str, create_graph: bool, stor
         for dphi_i, jac_i in zip(dphi.split([j.shape[-1] for j in jacs], dim=-1), jacs):
             dp = dp + (dphi_i[:, :, None, :] * jac_i).sum(-1)
         return f, dp
-    jacs = [j.detach() for j in jacs]  # data for the contraction; the op outputs die with this frame
-    return f, dp + _JacobianContraction.apply(points, intrinsics, jacs, dphi, *features)
+    maps, voxels = split_features(features)
+    n_maps = sum(m.shape[1] for m in maps)
+    if voxels is not None:  # its Jacobian stays in the graph: autograd differentiates this contraction
+        dp = dp + (dphi[:, :, None, n_maps:] * jacs[-1]).sum(-1)
+    if not maps:
+        return f, dp
+    jacs = [j.detach() for j in jacs[:len(maps)]]  # data for the contraction; the op outputs die with this frame
+    return f, dp + _JacobianContraction.apply(points, intrinsics, jacs, dphi[..., :n_maps], *maps)
 
 
 def _dgs_forward(net, features, points, intrinsics, field: str):
@@ -135,7 +154,7 @@ def _numerical(net, features, points, intrinsics, field: str, step: float):
     return f_all[0], g
 
 
-def field_and_gradient(net, features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor,
+def field_and_gradient(net, features: list, points: torch.Tensor, intrinsics: torch.Tensor,
                        mode: str = "dgs", field: str = "occupancy", step: float = 1e-3,
                        create_graph: bool = True, store_jacobian: bool = False
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -143,7 +162,8 @@ def field_and_gradient(net, features: list[torch.Tensor], points: torch.Tensor, 
 
     Args:
         net: a :class:`dgs_core.model.net.DGSNet` (uses ``decode``, ``query``, ``pe``, ``decoder``).
-        features: the encoder's maps, each (B, C_i, H_i, W_i).
+        features: the model's feature list (``net.encode(...).features``): maps (B, C_i, H_i, W_i), then
+            optionally one VoxelFeatures.
         points: (B, Q, 3) camera frame, metres, z > 0. Treated as data (no gradient to points).
         intrinsics: (B, 4) normalised ``(a_u, a_v, c_u, c_v)``.
         mode: one of :data:`GRADIENT_MODES`.

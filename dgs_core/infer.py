@@ -99,19 +99,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def encode_image(net: torch.nn.Module, image: np.ndarray, *, device: str | torch.device = "cpu",
-                 amp: bool = False) -> EncoderOutput:
+def encode_image(net: torch.nn.Module, image: np.ndarray, intrinsics: Sequence[float] | None = None, *,
+                 device: str | torch.device = "cpu", amp: bool = False) -> EncoderOutput:
     """The net's encoding (maps and depth, :class:`~dgs_core.model.EncoderOutput`) of one image.
 
     ``image``: (3, H, W) uint8 RGB, turned into the net's input by its ``config.input_norm``;
-    ``net`` is on ``device`` in eval mode; ``amp``: bfloat16 autocast on CUDA (ignored on CPU).
+    ``intrinsics``: its normalised ``(a_u, a_v, c_u, c_v)``, needed by a model with voxel features
+    (it back-projects its depth); ``net`` is on ``device`` in eval mode; ``amp``: bfloat16 autocast
+    on CUDA (ignored on CPU).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
         raise ValueError(f"dgs_core.infer: image must be (3, H, W) uint8 RGB, found {image.dtype} {image.shape}")
     device = resolve_device(device)
+    k = None if intrinsics is None else torch.tensor([list(intrinsics)], dtype=torch.float32, device=device)
     with torch.inference_mode(), _autocast(amp, device):
-        return net.encode(image_to_tensor(image, net.config.input_norm)[None].to(device))
+        return net.encode(image_to_tensor(image, net.config.input_norm)[None].to(device), k)
 
 
 def _autocast(amp: bool, device: torch.device):
@@ -121,8 +124,8 @@ def _autocast(amp: bool, device: torch.device):
 def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: Sequence[float], box_min: np.ndarray,
                box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
-               grid: str = DEFAULT_GRID, stats: RefineStats | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               grid: str = DEFAULT_GRID, stats: RefineStats | None = None,
+               grid_to_camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occupancy on the grid tiling ``[box_min, box_max]`` from already encoded feature maps.
 
     ``intrinsics``: normalised ``(a_u, a_v, c_u, c_v)`` of the encoded image. Other arguments and
@@ -131,7 +134,10 @@ def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: S
     if grid not in GRIDS:
         raise ValueError(f"dgs_core.infer: grid must be one of {GRIDS}, found {grid!r}")
     origin, cell = grid_geometry(box_min, box_max, resolution)
-    inside = frustum_mask(origin, cell, resolution, intrinsics, z_near)
+    if grid_to_camera is None:
+        inside, to_camera = frustum_mask(origin, cell, resolution, intrinsics, z_near), np.eye(4)
+    else:
+        inside, to_camera = np.ones((resolution,) * 3, dtype=bool), np.asarray(grid_to_camera, dtype=np.float64)
     device = resolve_device(device)
     k = torch.tensor([list(intrinsics)], dtype=torch.float32, device=device)
 
@@ -141,7 +147,8 @@ def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: S
         with torch.inference_mode(), _autocast(amp, device):
             for start in range(0, len(ijk), batch_points):
                 part = ijk[start:start + batch_points]
-                points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
+                xyz = (origin + part * cell) @ to_camera[:3, :3].T + to_camera[:3, 3]
+                points = torch.from_numpy(xyz.astype(np.float32))[None].to(device)
                 out[start:start + len(part)] = torch.sigmoid(net.query(features, points, k).float())[0].cpu().numpy()
         return out
 
@@ -160,13 +167,13 @@ def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: S
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                  device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
-                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None,
+                 grid_to_camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occupancy of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
-        net: a DGSNet (anything with ``config.input_norm``, ``encode(images).features`` and
-            ``query(features, points, intrinsics) -> logits``), already on ``device`` and in eval mode.
+        net: a DGSNet (anything with ``config.input_norm``, ``encode(images, intrinsics).features``
+            and ``query(features, points, intrinsics) -> logits``), already on ``device`` and in eval mode.
         image: (3, H, W) uint8 RGB.
         intrinsics_px: (4,) fx, fy, cx, cy in pixels of that image (OpenCV).
         box_min, box_max: (3,) camera frame, metres: the box the grid tiles.
@@ -178,15 +185,17 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         grid: "dense" (every in-frustum cell) or "coarse_to_fine" (:mod:`dgs_core.grid_refine`:
             evaluate a coarse lattice, then only around the 0.5 level).
         stats: if given, filled with the query counts (and, coarse to fine, the verification).
+        grid_to_camera: (4, 4) rigid map from the frame of ``box_min``/``box_max`` to the camera (the
+            object protocol's normalised cube); every cell is then queried (no frustum mask).
     Returns:
         occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
-        cell (3,) float64, camera frame, metres.
+        cell (3,) float64, in the box's frame (the camera frame unless ``grid_to_camera``), metres.
     """
-    features = encode_image(net, image, device=device, amp=amp).features  # checks the image
     height, width = np.asarray(image).shape[1:]
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
+    features = encode_image(net, image, norm, device=device, amp=amp).features  # checks the image
     return query_grid(net, features, norm, box_min, box_max, resolution, batch_points=batch_points, device=device,
-                      amp=amp, z_near=z_near, grid=grid, stats=stats)
+                      amp=amp, z_near=z_near, grid=grid, stats=stats, grid_to_camera=grid_to_camera)
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:

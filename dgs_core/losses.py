@@ -111,7 +111,7 @@ def sdf_loss(surface_sdf: torch.Tensor, space_grad: torch.Tensor, config: LossCo
 def training_loss(net, batch: Batch, config: LossConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Encode once, evaluate the near-surface logits and the non-surface gradients by
     ``config.gradient_mode``, and combine them (Eq. 1 or Eq. 2). ``net`` is a DGSNet."""
-    enc = net.encode(batch.images)
+    enc = net.encode(batch.images, batch.intrinsics)
     mode, step = config.gradient_mode, config.numerical_step
     if config.kind == "sdf":
         if batch.surface_points is None:

@@ -11,7 +11,8 @@ Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``scalars.csv`
 ``--resume auto`` (default) continues from the newest checkpoint in ``--out``: model, optimiser,
 AMP scaler, RNG states and the data position (epoch + frames consumed) are restored, so on CPU the
 resumed run reproduces the uninterrupted run's losses exactly. Only rank 0 logs, validates and saves.
-Validation uses the val manifest only (never test).
+Validation uses the val manifest only (never test). An object manifest (``pipeline.prepare_objects``)
+trains the same model on single objects, one random view per item (:mod:`dgs_core.object_data`).
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import torch.distributed as torch_dist
 from tqdm import tqdm
 
 from dgs_core.checkpoint import capture_rng, save_checkpoint
-from dgs_core.data import Batch, ResumableSampler, ShardDataset, collate, make_loader, to_device
+from dgs_core.data import Batch, ResumableSampler, collate, make_loader, to_device
 from dgs_core.distributed import DEVICES, Rank, amp_dtype, init_rank, mean_over_ranks, set_threads, sync_batchnorm
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
 from dgs_core.losses import training_loss
 from dgs_core.model import DGSNet, ModelConfig, load_pretrained
+from dgs_core.object_data import open_dataset
 from dgs_core.run_folder import (Progress, checkpoint_path, prune_checkpoints, resolve_resume, restore,
                                  write_config)
 from dgs_core.train_log import TrainLog
@@ -54,7 +56,7 @@ class LossModule(torch.nn.Module):
 
 def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_size: int) -> list[Batch]:
     """``validation.frames`` evenly spaced val frames (fixed point draws), in batches, read once."""
-    ds = ShardDataset(manifest, exp.data, seed=exp.optim.seed, expect=expect)
+    ds = open_dataset(manifest, exp.data, seed=exp.optim.seed, expect=expect)
     picks = np.unique(np.linspace(0, len(ds) - 1, min(exp.validation.frames, len(ds))).round().astype(int))
     items = [ds[int(i)] for i in picks]
     return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
@@ -73,7 +75,8 @@ def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.d
         batch = to_device(batch, device, exp.model.input_norm)
         with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
             loss, terms = training_loss(net, batch, exp.loss)
-            logits = net.query(net.encode(batch.images).features, batch.near_points, batch.intrinsics)
+            features = net.encode(batch.images, batch.intrinsics).features
+            logits = net.query(features, batch.near_points, batch.intrinsics)
         n = batch.images.shape[0]
         for name, value in {"loss": loss, **terms}.items():
             sums[name] = sums.get(name, 0.0) + float(value) * n
@@ -129,7 +132,8 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
         net.encoder.compile()
     module: torch.nn.Module = LossModule(net, exp)
     if rank.world_size > 1:
-        unused = not exp.loss.depth_weight  # the depth head then gets no gradient
+        # without the depth term the depth head may get no gradient; voxel-only features leave the maps unused
+        unused = not exp.loss.depth_weight or exp.model.features == "voxel"
         module = torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
     opt = torch.optim.Adam(net.parameters(), lr=exp.optim.lr, betas=tuple(exp.optim.betas),
                            weight_decay=exp.optim.weight_decay)
@@ -157,7 +161,7 @@ class Trainer:
             raise ConfigError(f"optim.batch_size={self.global_batch} is the global batch and must divide evenly "
                               f"across {self.rank.world_size} ranks")
         self.per_rank = self.global_batch // self.rank.world_size
-        self.data = ShardDataset(train_manifest, exp.data, seed=exp.optim.seed)
+        self.data = open_dataset(train_manifest, exp.data, seed=exp.optim.seed)
         expect = {"width": self.data.width, "height": self.data.height}
         self.sampler = ResumableSampler(len(self.data), seed=exp.optim.seed, rank=self.rank.rank,
                                         world_size=self.rank.world_size)

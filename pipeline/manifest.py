@@ -50,32 +50,36 @@ REASON_HINTS = {
 """What to do when a whole scene is skipped for one reason."""
 
 
-def make_manifest(rows: Iterable[dict]) -> pd.DataFrame:
-    """DataFrame with exactly :data:`COLUMNS` (missing ints → -1, missing strings → "", missing
-    :data:`OPTIONAL_COLUMNS` → their value)."""
-    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    for col, dtype in COLUMNS.items():
+def make_manifest(rows: Iterable[dict], columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """DataFrame with exactly ``columns`` (default :data:`COLUMNS`; missing ints → -1, strings → "",
+    missing :data:`OPTIONAL_COLUMNS` → their value)."""
+    columns = COLUMNS if columns is None else columns
+    df = pd.DataFrame(list(rows), columns=list(columns))
+    for col, dtype in columns.items():
         fill = OPTIONAL_COLUMNS.get(col, -1 if dtype == "int64" else "")
         df[col] = (df[col].fillna(fill) if dtype == "int64" else df[col].astype(object).fillna(fill)).astype(dtype)
     return df.reset_index(drop=True)
 
 
-def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+def write_manifest(df: pd.DataFrame, path: str | os.PathLike, columns: dict[str, str] | None = None) -> Path:
     """Write ``df`` to Parquet atomically (:mod:`pipeline.atomic`); returns the path.
 
-    The file has no timestamps: the same DataFrame gives the same bytes.
+    The file has no timestamps: the same DataFrame gives the same bytes. ``columns``: as
+    :func:`make_manifest` (another record's manifest, e.g. :mod:`pipeline.object_shards`).
     """
+    columns = COLUMNS if columns is None else columns
     path = Path(path)
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"manifest for {path} lacks columns {missing}; build it with make_manifest()")
     with atomic_path(path) as tmp:
-        df[list(COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
+        df[list(columns)].to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a manifest written by :func:`write_manifest`, checking its columns."""
+def read_manifest(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a manifest written by :func:`write_manifest`, checking its ``columns`` (default :data:`COLUMNS`)."""
+    columns = COLUMNS if columns is None else columns
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} does not exist; run the prepare job that writes it")
@@ -85,13 +89,13 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise FormatError(path, f"not a readable Parquet manifest ({exc}).",
                           hint="re-run the prepare (or merge) job that writes it.") from exc
     for column, value in OPTIONAL_COLUMNS.items():
-        if column not in df.columns:
+        if column in columns and column not in df.columns:
             df[column] = value
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise FormatError(path, f"lacks manifest columns {missing}: written by another version?",
-                          hint="re-run pipeline.prepare for it.")
-    return make_manifest(df.to_dict("records"))
+        raise FormatError(path, f"lacks manifest columns {missing}: written by another version, or another "
+                          f"record's manifest (scene vs object)?", hint="re-run the prepare job that writes it.")
+    return make_manifest(df.to_dict("records"), columns)
 
 
 def merge_manifests(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> pd.DataFrame:

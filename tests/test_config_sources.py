@@ -158,3 +158,20 @@ def test_predict_image_defaults_come_from_the_workflow_and_prepare_settings() ->
     assert DEFAULT_CHECKPOINT == Path(_props("work_root")["default"]) / "models" / experiment / "final.pt"
     cfg = PrepareConfig()
     assert (VirtualCamera().width, VirtualCamera().height, VirtualCamera().focal) == (cfg.width, cfg.height, cfg.focal)
+def test_objects_section_matches_the_object_code() -> None:
+    from benchmark.objects import SAMPLES
+    from dgs_core.infer_objects import RESOLUTION
+    from pipeline.prepare_objects import ObjectPrepareConfig
+    from pipeline.synthetic.objects import PRESETS as OBJECT_PRESETS
+    from pipeline.synthetic.config import PRESETS
+
+    props = _props("objects")["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(ObjectPrepareConfig)}
+    prepare = props["prepare"]["properties"]
+    assert set(prepare) == set(fields)
+    for key, spec in prepare.items():
+        assert spec["default"] == fields[key], f"objects.prepare.{key}: schema {spec['default']!r} != {fields[key]!r}"
+    assert props["resolution"]["default"] == RESOLUTION and props["samples"]["default"] == SAMPLES
+    experiments = {p.stem for p in (REPO / "config" / "experiments").glob("*.yaml")}
+    assert set(props["experiments"]["default"]) <= experiments
+    assert set(OBJECT_PRESETS) == set(PRESETS)  # synthetic.preset names both generators' presets

@@ -90,7 +90,7 @@ class SphereNet(torch.nn.Module):
 
     config = SimpleNamespace(input_norm="none")
 
-    def encode(self, images):
+    def encode(self, images, intrinsics=None):
         return type("Encoded", (), {"features": []})()
 
     def query(self, features, points, intrinsics):

@@ -29,7 +29,7 @@ class FieldNet:
     def __init__(self, occupancy) -> None:
         self.occupancy, self.queried = occupancy, []
 
-    def encode(self, images: torch.Tensor) -> SimpleNamespace:
+    def encode(self, images: torch.Tensor, intrinsics: torch.Tensor | None = None) -> SimpleNamespace:
         return SimpleNamespace(features=[])
 
     def query(self, features, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:

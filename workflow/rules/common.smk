@@ -184,3 +184,23 @@ def demo_folders():
         ev / "figures",
         WORK / "report",
     ]
+
+
+# -- objects ---------------------------------------------------------------------------------------
+OBJECT_DATASET = "shapenet"
+OBJECT_SPLITS = ["train", "val", "test"]
+
+
+def objects_root():
+    """The ShapeNet-layout root: shapenet_root, or the synthetic objects."""
+    root = config["shapenet_root"]
+    return Path(root) if root else SYNTHETIC / OBJECT_DATASET
+
+
+def objects_ready():
+    """The generator's completion marker when the synthetic objects stand in for ShapeNet."""
+    return [] if config["shapenet_root"] else [SYNTHETIC / f"{OBJECT_DATASET}.complete"]
+
+
+def object_manifest(split):
+    return WORK / OBJECT_DATASET / split / "manifest.parquet"
