@@ -23,7 +23,7 @@ demo: setup
 
 ## test: run the test suite (what CI runs)
 test: setup
-	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(CORES) --dist loadgroup
 
 ## bench: run every speed script once, ~3 min on 2 cores (the README's Benchmarks sizes where
 ## they are quick; fewer training steps, no release-model inference). bench_loader and

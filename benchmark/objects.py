@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--manifest", required=True, help="prepared object test manifest")
     ap.add_argument("--root", required=True, help="the object dataset's root (ground-truth meshes)")
     ap.add_argument("--samples", type=int, default=SAMPLES, help="surface samples per mesh")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", required=True, help="output folder: per_model.csv and the tables")
     a = ap.parse_args(argv)
     methods = {}
     for item in a.method:

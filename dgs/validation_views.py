@@ -27,6 +27,7 @@ from benchmark.figures import orbit_eye, render_flags, view_rays
 from benchmark.render import render_depth
 from dgs_core.camera import normalised_intrinsics
 from dgs_core.infer import encode_image, query_grid
+from dgs_core.object_data import is_object_manifest
 from pipeline.frame_sample import FrameSample
 from pipeline.manifest import read_manifest
 from pipeline.shards import ShardReader
@@ -93,8 +94,9 @@ class ValidationViews:
         log = trainer.exp.log
         if log.images == 0:
             return
-        if self.frames is None:
-            self.frames = val_frames(trainer.val_manifest, log.images)
+        if self.frames is None:  # object manifests (the object protocol) have no scene frames to draw
+            self.frames = [] if is_object_manifest(trainer.val_manifest) else val_frames(trainer.val_manifest,
+                                                                                         log.images)
         net = trainer.net
         was_training = net.training
         net.eval()

@@ -83,15 +83,15 @@ def predict_objects(net: torch.nn.Module, manifest: str | os.PathLike, out_dir: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = command_parser("python -m dgs_core.infer_objects", __doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (dgs_core.checkpoint format)")
     p.add_argument("--manifest", required=True, help="prepared object test manifest")
     p.add_argument("--out", required=True, help="method folder: <out>/<dataset>/<synset>/<model>.npz")
     p.add_argument("--name", default=None, help="method name (default: the checkpoint's folder name)")
-    p.add_argument("--resolution", type=int, default=RESOLUTION)
+    p.add_argument("--resolution", type=int, default=RESOLUTION, help="grid cells per axis over the normalised cube")
     p.add_argument("--view", type=int, default=0, help="which rendered view the network sees")
-    p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS, help="every cell, or coarse to fine around the 0.5 level")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)

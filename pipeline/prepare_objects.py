@@ -188,13 +188,13 @@ def prepare_split(dataset: str, root: str | Path, split: str, out: str | Path, c
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (module docstring); exit status 2 on a bad option or config."""
     ap = command_parser("python -m pipeline.prepare_objects", __doc__.splitlines()[0])
-    ap.add_argument("--dataset", required=True, choices=sorted(OBJECT_DATASETS))
+    ap.add_argument("--dataset", required=True, choices=sorted(OBJECT_DATASETS), help="the object dataset (registry)")
     ap.add_argument("--root", required=True, help="dataset root (ShapeNet layout)")
-    ap.add_argument("--split", required=True, choices=sn.SPLITS)
+    ap.add_argument("--split", required=True, choices=sn.SPLITS, help="the split list to prepare")
     ap.add_argument("--out", required=True, help="output root: <out>/<dataset>/<split>/")
     ap.add_argument("--options", help="the 'objects.prepare' section as a JSON object")
     ap.add_argument("--synset", action="append", help="only this synset (repeatable; default: all)")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     try:
         cfg = load_object_prepare_section(json.loads(a.options) if a.options else {}, "--options")

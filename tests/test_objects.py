@@ -143,6 +143,8 @@ class CubeFieldNet:
     """A stand-in network that knows one model: logit +30 inside its ground-truth mesh, −30 outside, read
     in the normalised cube by undoing the view's camera (the chain infer_objects must invert)."""
 
+    config = SimpleNamespace(input_norm="none")
+
     def __init__(self, vertices, faces, world_to_camera):
         self.v, self.f, self.cam_to_cube = vertices, faces, np.linalg.inv(world_to_camera)
 

@@ -3,6 +3,7 @@ steps → grids over the cube → the object protocol's tables. The work folder 
 so every path the rules pass to a shell must be quoted."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,12 @@ def test_objects_target_runs_at_a_tiny_size(tmp_path: Path) -> None:
         "objects": {"experiments": ["objects"], "prepare": {"uniform_points": 2048, "near_points": 2048},
                     "resolution": 16, "samples": 2000},
     }))
+    # the rules run `python`: this interpreter's, whatever PATH the test runner was started with
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
          "--cores", "2", "objects", "--configfile", str(REPO / "config" / "config.yaml"), str(overrides)],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     out = base / "work" / "objects_evaluation"
     per_model = pd.read_csv(out / "per_model.csv")

@@ -53,7 +53,7 @@ class DepthOracle(torch.nn.Module):
         self.config = ModelConfig.tiny()
         self.depth = torch.tensor(depth, dtype=torch.float32)[None, None]
 
-    def encode(self, images: torch.Tensor) -> EncoderOutput:
+    def encode(self, images: torch.Tensor, intrinsics: torch.Tensor | None = None) -> EncoderOutput:
         assert tuple(images.shape[-2:]) == tuple(self.depth.shape[-2:])
         return EncoderOutput([self.depth], self.depth)
 

@@ -257,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     """CLI (module docstring); exit status 2 on a bad option."""
     ap = command_parser("python -m pipeline.synthetic.objects", __doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, required=True, help="output folder (ShapeNet layout)")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="how many objects per synset and view size")
+    ap.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same bytes)")
     ap.add_argument("--force", action="store_true", help="regenerate even if complete")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     try:
         config = PRESETS[a.preset].with_overrides(seed=a.seed)
