@@ -122,7 +122,7 @@ def prepare_scene(source: SceneSource, out: str | Path, cfg: PrepareConfig, opts
     directory.mkdir(parents=True, exist_ok=True)
     _clear(directory)
     geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
-                                       cfg.structure_labels)
+                                       cfg.structure_labels, source.vertex_colors)
     face_ids = None if source.dropped_faces == 0 else source.face_ids
     args = (cfg, source.dataset, source.scene_id, source.split)
     frames = source.read_frames()

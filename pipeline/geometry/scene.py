@@ -32,6 +32,7 @@ class SceneGeometry:
     structure: (F,) bool, face label in the structure classes. normals: (F, 3) float64 unit normals by
     winding (zero for degenerate faces; the side is re-decided per frame toward the camera).
     areas: (F,) float64 m². centroids: (F, 3) float64 world.
+    vertex_colors: (V, 3) uint8 RGB, or None when the mesh has no colours.
     """
 
     vertices: np.ndarray
@@ -41,18 +42,20 @@ class SceneGeometry:
     normals: np.ndarray
     areas: np.ndarray
     centroids: np.ndarray
+    vertex_colors: np.ndarray | None = None
     _raycaster: Any = field(default=None, repr=False, compare=False)
     _structure_raycaster: Any = field(default=None, repr=False, compare=False)
     _chunks: FaceChunks | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_mesh(cls, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None,
-                  structure_labels: Sequence[int]) -> "SceneGeometry":
+                  structure_labels: Sequence[int], vertex_colors: np.ndarray | None = None) -> "SceneGeometry":
         """Validate a mesh and precompute face data.
 
         vertices (V, 3) float world metres; faces (F, 3) int vertex indices; face_labels (F,) NYU40
-        ids or None (then no face is structure). Raises ValueError on NaN/inf vertices, bad face
-        indices or shapes — fix the mesh (or skip the scene) rather than prepare wrong rows.
+        ids or None (then no face is structure); vertex_colors (V, 3) uint8 RGB or None. Raises
+        ValueError on NaN/inf vertices, bad face indices or shapes — fix the mesh (or skip the
+        scene) rather than prepare wrong rows.
         """
         v = np.asarray(vertices, dtype=np.float64)
         f = np.asarray(faces)
@@ -78,7 +81,12 @@ class SceneGeometry:
         norm = np.linalg.norm(cross, axis=1)
         normals = np.divide(cross, norm[:, None], out=np.zeros_like(cross), where=norm[:, None] > 0)
         structure = np.isin(labels, np.asarray(list(structure_labels), dtype=np.int32))
-        return cls(v, f, labels, structure, normals, 0.5 * norm, (a + b + c) / 3.0)
+        if vertex_colors is not None:
+            vertex_colors = np.asarray(vertex_colors)
+            if vertex_colors.shape != v.shape or vertex_colors.dtype != np.uint8:
+                raise ValueError(f"SceneGeometry.from_mesh: expected vertex_colors ({v.shape[0]}, 3) uint8, "
+                                 f"found {vertex_colors.dtype} {vertex_colors.shape}; give one RGB per vertex")
+        return cls(v, f, labels, structure, normals, 0.5 * norm, (a + b + c) / 3.0, vertex_colors)
 
     @property
     def chunks(self) -> FaceChunks:
