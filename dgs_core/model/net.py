@@ -12,13 +12,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dgs_core.camera import project
-from dgs_core.model.decoder import PositionalEncoding, ResnetFC
+from dgs_core.model.decoder import EMBEDDINGS, FourierEncoding, PositionalEncoding, ResnetFC
 from dgs_core.model.encoder import Encoder, EncoderConfig, EncoderOutput
 
 
 @dataclass
 class ModelConfig:
-    """Model shape. Defaults are the release: five 256-channel maps, 5 blocks × 512 hidden."""
+    """Model shape. Defaults are the release: five 256-channel maps, 5 blocks × 512 hidden.
+
+    Point embedding and colour (SPEC §3.2, §3.8): ``embedding`` "positional" (the release: NeRF-style,
+    ``num_freqs`` octaves) or "fourier" (``fourier_features`` random rows of B ~ N(0, σ²), σ =
+    ``fourier_sigma`` cycles per metre, drawn from ``fourier_seed``); ``color`` adds an RGB head.
+    """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     d_hidden: int = 512
@@ -26,6 +31,15 @@ class ModelConfig:
     n_combine: int = 3
     num_freqs: int = 6
     zero_init: bool = True
+    embedding: str = "positional"
+    fourier_features: int = 256
+    fourier_sigma: float = 0.8
+    fourier_seed: int = 0
+    color: bool = False
+
+    def __post_init__(self) -> None:
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"model.embedding: expected one of {EMBEDDINGS}, found {self.embedding!r}")
 
     @classmethod
     def tiny(cls, channels: int = 4, hidden: int = 16) -> "ModelConfig":
@@ -56,9 +70,11 @@ class DGSNet(nn.Module):
         super().__init__()
         self.config = config = config or ModelConfig()
         self.encoder = Encoder(config.encoder)
-        self.pe = PositionalEncoding(config.num_freqs)
+        self.pe = (FourierEncoding(config.fourier_features, config.fourier_sigma, config.fourier_seed)
+                   if config.embedding == "fourier" else PositionalEncoding(config.num_freqs))
         self.decoder = ResnetFC(self.pe.d_out, self.encoder.feature_channels, config.d_hidden, config.n_blocks,
                                 config.n_combine, config.zero_init)
+        self.color_head = nn.Linear(config.d_hidden, 3) if config.color else None
 
     def encode(self, images: torch.Tensor) -> EncoderOutput:
         """images (B, 3, H, W) → feature maps (strides 2…32) and depth (B, 1, H, W), metres."""
@@ -71,6 +87,14 @@ class DGSNet(nn.Module):
     def query(self, features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         """Logits (B, Q) at camera-space points from precomputed feature maps."""
         return self.decode(sample_maps(features, points, intrinsics), points)
+
+    def query_color(self, features: list[torch.Tensor], points: torch.Tensor, intrinsics: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, Q) and colours (B, Q, 3) RGB in [0, 1] from one decoder pass (``model.color``)."""
+        if self.color_head is None:
+            raise ValueError("DGSNet.query_color: this model has no colour head; train it with model.color: true")
+        h = self.decoder.hidden(self.pe(points), sample_maps(features, points, intrinsics))
+        return self.decoder.lin_out(h)[..., 0], torch.sigmoid(self.color_head(h))
 
     def forward(self, images: torch.Tensor, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W), points (B, Q, 3) camera xyz (m), intrinsics (B, 4) → occupancy (B, Q) ∈ [0, 1]."""
