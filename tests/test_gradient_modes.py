@@ -128,13 +128,16 @@ def test_inference_under_no_grad_and_bad_mode():
 
 
 def test_sdf_loss_modes_agree():
-    net, batch = _setup(8)
+    net, batch = _setup(8, color=True)
     gen = torch.Generator().manual_seed(8)
     batch.surface_points = _points(gen, 2, 12)
     batch.surface_normals = torch.nn.functional.normalize(torch.randn(2, 12, 3, generator=gen, dtype=torch.float64), dim=-1)
+    batch.near_offsets = (torch.rand(2, 24, generator=gen, dtype=torch.float64) - 0.5) * 0.1
+    batch.surface_colors = torch.rand(2, 12, 3, generator=gen, dtype=torch.float64)
     cfg = dict(kind="sdf", sdf_normal_weight=0.5)
     ref, terms = _param_grads(net, batch, gradient_mode="autograd", **cfg)
-    assert {"surface", "eikonal", "normal", "depth"} <= set(terms)
+    assert {"surface", "eikonal", "normal", "near", "color", "depth"} <= set(terms)
+    assert ref["color_head.weight"].abs().max() > 0
     got, _ = _param_grads(net, batch, gradient_mode="dgs", **cfg)
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-10, msg=name)

@@ -144,17 +144,7 @@ def test_inconsistent_frame_is_refused(tmp_path: Path) -> None:
             w.append(unsorted)
 
 
-def _as_version_1(path: Path) -> None:
-    """Turn a shard into what a version-1 writer made: no field added later, no n_surface attribute."""
-    with h5py.File(path, "a") as f:
-        for fld in ARRAY_FIELDS:
-            if fld.since > 1:
-                del f[fld.path]
-        del f["surface"], f.attrs["n_surface"]
-        f.attrs["schema_version"] = 1
-
-
-def test_older_versions_read_with_the_newer_fields_absent(tmp_path: Path) -> None:
+def test_older_versions_read_with_the_newer_fields_absent(tmp_path: Path, as_version_1) -> None:
     assert MIN_SCHEMA_VERSION == 1 and all(MIN_SCHEMA_VERSION <= f.since <= SCHEMA_VERSION for f in ARRAY_FIELDS)
     added = {f.attr for f in ARRAY_FIELDS if f.since == SURFACE_SAMPLES}
     assert added == {"near_surface_offsets", "surface_points", "surface_normals", "surface_colors", "surface_colored"}
@@ -164,7 +154,7 @@ def test_older_versions_read_with_the_newer_fields_absent(tmp_path: Path) -> Non
     path = tmp_path / "shard_00000.h5"
     with ShardReader(path) as r:
         r.require(tuple(added), "the SDF loss")  # a current shard has everything
-    _as_version_1(path)
+    as_version_1(path)
     with ShardReader(path) as r:
         row = r[0]
         assert r.version == 1 and r.layout == ShardLayout(W, H, K, M, 0)
