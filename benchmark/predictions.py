@@ -3,15 +3,18 @@
 A method folder holds ``<dataset>/<scene_id>/<frame_index:06d>.<ext>`` per test frame, in exactly
 one of these forms (docs/benchmark.md):
 
-- ``.npz`` — an occupancy grid written by ``dgs_core.infer``: ``occupancy`` (X, Y, Z) in [0, 1]
-  (1 = occupied, SPEC §1; axis 0 = camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0),
-  ``cell`` (3,) metres; meshed by marching cubes at 0.5 (:func:`benchmark.extract.extract_mesh`).
+- ``.npz`` — a field grid written by ``dgs_core.infer``: ``field`` ("occupancy" or "sdf"; absent =
+  occupancy), ``level`` (absent = the field's default, 0.5 or 0), the values under the field's name
+  (X, Y, Z; ``occupancy`` in [0, 1], 1 = occupied, or ``sdf`` in metres, > 0 free; SPEC §1; axis 0 =
+  camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0), ``cell`` (3,) metres; meshed by
+  marching cubes at the level (:func:`pipeline.geometry.isosurface.extract_mesh`).
 - ``.ply`` — a triangle mesh, camera frame (OpenCV), metres.
 - ``.npy`` — (H, W) float z-depth in metres at the virtual camera (0 / NaN = no prediction), or
 - ``.png`` — the same as a 16-bit PNG in millimetres (0 = none); both meshed by
   :func:`benchmark.depth_mesh.mesh_from_depth` (SPEC §5, depth-only methods).
 
 An optional ``method.json`` {"name", "kind", "source"} describes the folder; it is informational.
+Sub-folders other than ``<dataset>`` (e.g. ``colored_meshes/`` of a colour model) are not predictions.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.depth_mesh import mesh_from_depth
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import FIELDS, extract_mesh
 from pipeline.formats.images import decode_png16
 from pipeline.formats.ply import read_ply
 from pipeline.testset import EvalFrame
@@ -93,17 +96,27 @@ def load_prediction(method_dir: str | os.PathLike, frame: EvalFrame) -> tuple[np
     return np.asarray(vertices, np.float64), np.asarray(faces, np.int64), kind
 
 
-def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_grid(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, float]:
+    """A grid file's values (X, Y, Z) float32, origin (3,), cell (3,), field and level (module docstring)."""
     with np.load(path) as data:
-        missing = [k for k in ("occupancy", "origin", "cell") if k not in data.files]
+        field = str(data["field"]) if "field" in data.files else "occupancy"
+        if field not in FIELDS:
+            raise ValueError(f"{path}: field {field!r} is unknown; expected one of {list(FIELDS)}.")
+        missing = [k for k in (field, "origin", "cell") if k not in data.files]
         if missing:
-            raise ValueError(f"{path}: occupancy grid lacks {missing} (found {data.files}); "
-                             f"expected occupancy (X, Y, Z), origin (3,), cell (3,).")
-        occupancy = data["occupancy"].astype(np.float32)
+            raise ValueError(f"{path}: {field} grid lacks {missing} (found {data.files}); "
+                             f"expected {field} (X, Y, Z), origin (3,), cell (3,).")
+        values = data[field].astype(np.float32)
+        level = float(data["level"]) if "level" in data.files else FIELDS[field]
         origin, cell = data["origin"], data["cell"]
-    if occupancy.ndim != 3:
-        raise ValueError(f"{path}: occupancy must be (X, Y, Z), found shape {occupancy.shape}.")
-    return extract_mesh(occupancy, origin, cell, level=0.5)
+    if values.ndim != 3:
+        raise ValueError(f"{path}: {field} must be (X, Y, Z), found shape {values.shape}.")
+    return values, origin, cell, field, level
+
+
+def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    values, origin, cell, field, level = read_grid(path)
+    return extract_mesh(values, origin, cell, level=level, field=field)
 
 
 def _png_depth(path: Path) -> np.ndarray:

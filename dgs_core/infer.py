@@ -10,11 +10,13 @@ visible mesh, split into ``resolution`` cells per axis that tile the box exactly
 which is the convention of :func:`benchmark.extract.extract_mesh` (value at the cell centre, vertex
 = origin + fractional index · cell, no half-cell offset). Cells whose centre is outside the frustum
 (``|u| > 1`` or ``|v| > 1`` or ``z ≤ z_near``) are free (0) and are never sent to the network.
-Occupancy follows SPEC §1: 1 = occupied, 0 = free.
+Occupancy follows SPEC §1: 1 = occupied, 0 = free. A model trained with ``loss.kind: sdf`` gives an
+``sdf`` grid instead (metres, > 0 free, cells outside the frustum 1 m: free), meshed at level 0.
 
 Output of :func:`predict_manifest` (docs/inference.md): ``<out>/<dataset>/<scene_id>/<frame:06d>.npz``
-with ``occupancy`` (X, Y, Z) float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera
-frame, metres), ``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once every frame is there.
+with ``field`` ("occupancy" | "sdf"), ``level`` (0.5 | 0), the values under the field's name (X, Y, Z)
+float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera frame, metres),
+``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once every frame is there.
 
     python -m dgs_core.infer --checkpoint C --manifest M --root DATASET_ROOT --out DIR
 """
@@ -35,8 +37,9 @@ from tqdm import tqdm
 
 from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
-from dgs_core.grid_refine import RefineStats, refine
+from dgs_core.grid_refine import RefineStats, refine, start_stride
 from pipeline.atomic import atomic_open, write_text_atomic
+from pipeline.geometry.isosurface import FIELDS, FREE
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
 from pipeline.shards import ShardReader
@@ -97,12 +100,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def model_field(config: dict) -> str:
+    """The field a checkpoint's network predicts, from its stored experiment config: ``"sdf"`` for
+    ``loss.kind: sdf``, else ``"occupancy"``."""
+    return "sdf" if (config.get("loss") or {}).get("kind") == "sdf" else "occupancy"
+
+
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                  device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
-                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None
+                 grid: str = DEFAULT_GRID, stats: RefineStats | None = None, field: str = "occupancy"
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Occupancy of one frame on the evaluation grid (module docstring for the convention).
+    """The field of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
         net: a DGSNet (anything with ``encode(images).features`` and ``query(features, points,
@@ -118,9 +127,10 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         grid: "dense" (every in-frustum cell) or "coarse_to_fine" (:mod:`dgs_core.grid_refine`:
             evaluate a coarse lattice, then only around the 0.5 level).
         stats: if given, filled with the query counts (and, coarse to fine, the verification).
+        field: "occupancy" (sigmoid of the output) or "sdf" (the raw output, metres; :func:`model_field`).
     Returns:
-        occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
-        cell (3,) float64, camera frame, metres.
+        values (X, Y, Z) float32 (occupancy in [0, 1], 0 outside the frustum; or the SDF, 1 m
+        outside), origin (3,) float64 and cell (3,) float64, camera frame, metres.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != np.uint8:
@@ -128,6 +138,8 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
                          f"{image.dtype} {image.shape}")
     if grid not in GRIDS:
         raise ValueError(f"dgs_core.infer.predict_grid: grid must be one of {GRIDS}, found {grid!r}")
+    if field not in FIELDS:
+        raise ValueError(f"dgs_core.infer.predict_grid: field must be one of {list(FIELDS)}, found {field!r}")
     height, width = image.shape[1:]
     origin, cell = grid_geometry(box_min, box_max, resolution)
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
@@ -146,19 +158,22 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
                 part = ijk[start:start + batch_points]
                 points = torch.from_numpy((origin + part * cell).astype(np.float32))[None].to(device)
                 logits = net.query(features, points, intrinsics).float()
-                out[start:start + len(part)] = torch.sigmoid(logits)[0].cpu().numpy()
+                value = torch.sigmoid(logits) if field == "occupancy" else logits
+                out[start:start + len(part)] = value[0].cpu().numpy()
             return out
 
         if grid == "coarse_to_fine":
-            occupancy, found = refine(occupancy_at, inside)
+            # an SDF's band is a distance: the coarse cell's diagonal (exact for a true distance field)
+            band = 0.25 if field == "occupancy" else start_stride(resolution) * float(np.linalg.norm(cell))
+            values, found = refine(occupancy_at, inside, level=FIELDS[field], band=band, free=FREE[field])
         else:
-            occupancy = np.zeros(inside.shape, dtype=np.float32)
+            values = np.full(inside.shape, FREE[field], dtype=np.float32)
             ijk = np.argwhere(inside)
-            occupancy[inside] = occupancy_at(ijk)
+            values[inside] = occupancy_at(ijk)
             found = RefineStats(queries=len(ijk), dense=len(ijk))
     if stats is not None:
         stats.__dict__.update(found.__dict__)
-    return occupancy, origin, cell
+    return values, origin, cell
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:
@@ -166,9 +181,10 @@ def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_in
     return Path(out_dir) / dataset / scene_id / f"{int(frame_index):06d}.npz"
 
 
-def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray,
-               stats: RefineStats | None = None) -> Path:
-    """Write one frame's grid atomically (:mod:`pipeline.atomic`); occupancy stored as float16.
+def write_grid(path: Path, values: np.ndarray, origin: np.ndarray, cell: np.ndarray,
+               stats: RefineStats | None = None, field: str = "occupancy") -> Path:
+    """Write one frame's grid atomically (:mod:`pipeline.atomic`): the values as float16 under the
+    field's name, ``field`` and its ``level`` (:data:`pipeline.geometry.isosurface.FIELDS`).
 
     With ``stats`` the file also holds its query counts (``queries``, ``dense_queries``,
     ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore.
@@ -176,9 +192,9 @@ def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.n
     extra = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
                                       "verified": stats.verified, "mismatches": stats.mismatches}
     with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, occupancy=occupancy.astype(np.float16), origin=np.asarray(origin, dtype=np.float64),
-                            cell=np.asarray(cell, dtype=np.float64),
-                            **{k: np.int64(v) for k, v in extra.items()})
+        np.savez_compressed(f, **{field: values.astype(np.float16)}, field=np.str_(field),
+                            level=np.float64(FIELDS[field]), origin=np.asarray(origin, dtype=np.float64),
+                            cell=np.asarray(cell, dtype=np.float64), **{k: np.int64(v) for k, v in extra.items()})
     return path
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from dgs_core.data import image_to_tensor
 from dgs_core.infer import Z_NEAR, frame_path, grid_geometry, predict_frames, predict_grid
 from dgs_core.model import DGSNet, ModelConfig
