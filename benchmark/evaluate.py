@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from benchmark.figures import frame_figure
 from benchmark.metrics import DEPTH_KEYS, MESH_KEYS
-from benchmark.predictions import MissingPrediction, load_prediction
+from benchmark.predictions import MissingPrediction, load_prediction, traced_depth
 from benchmark.protocols import PROTOCOLS, evaluate_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
 from pipeline.atomic import atomic_path
@@ -46,6 +46,9 @@ from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_fr
 
 ID_COLUMNS = ("method", "dataset", "scene_id", "frame_index", "protocol")
 MISSING = "missing_prediction"
+DEPTH_SOURCES = ("mesh", "trace")
+"""``evaluate.depth_source``: a prediction's depth is rendered from its mesh, or, where its grid file
+holds one (SDF models predicted with ``--depth-source trace``), the sphere-traced depth is used."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Settings:
     (default). Its faces are selected by centroid in the 1.05-widened frustum (SPEC §4), wider than
     the prediction's 1 − 4/128 scope, so without clipping even the ground truth itself scores
     recall < 1 (F1 0.95–0.97 on the demo test frames, 0.85–0.92 on the 64×48 test fixture).
+    depth_source: one of :data:`DEPTH_SOURCES`; each row's ``depth_source`` column says which was used.
     """
 
     methods: dict[str, Path]
@@ -65,6 +69,7 @@ class Settings:
     seed: int = 0
     threshold: float = 0.05
     clip_gt: bool = True
+    depth_source: str = "mesh"
 
 
 def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
@@ -86,13 +91,15 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings) -> list[dict]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_ply(path, vertices, faces)
     rows = []
+    depth = traced_depth(settings.methods[method], frame) if settings.depth_source == "trace" else None
     for protocol in settings.protocols:
         result = evaluate_frame(
             vertices, faces, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
             intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
             protocol=protocol, amodal_depth=frame.amodal_depth, n_samples=settings.n_samples,
-            seed=settings.seed, threshold=settings.threshold, clip_gt=settings.clip_gt)
-        rows.append({**ident, "prediction": kind, **to_row(result)})
+            seed=settings.seed, threshold=settings.threshold, clip_gt=settings.clip_gt, pred_depth=depth)
+        rows.append({**ident, "prediction": kind, "depth_source": "mesh" if depth is None else "trace",
+                     **to_row(result)})
     return rows
 
 
@@ -139,6 +146,8 @@ def _check(settings: Settings) -> None:
     bad = [p for p in settings.protocols if p not in PROTOCOLS]
     if bad:
         raise ValueError(f"benchmark.evaluate: unknown protocol(s) {bad}; use {list(PROTOCOLS)}.")
+    if settings.depth_source not in DEPTH_SOURCES:
+        raise ValueError(f"benchmark.evaluate: depth_source {settings.depth_source!r} is unknown; use {list(DEPTH_SOURCES)}.")
     for name, folder in settings.methods.items():
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"benchmark.evaluate: method {name!r}: folder {folder} does not "
@@ -169,11 +178,13 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
         for ref in chosen:
             frame = read_test_frame(ref)
             verts, faces, _ = load_prediction(settings.methods[method], frame)
+            depth = traced_depth(settings.methods[method], frame) if settings.depth_source == "trace" else None
             scope = fit_and_delineate(verts, faces, frame.gt_vertices, frame.gt_faces,
                                       frame.rendered_depth.astype(np.float64),
                                       intrinsics=frame.intrinsics,
                                       camera_to_world=frame.camera_to_world, protocol=protocol,
-                                      amodal_depth=frame.amodal_depth, clip_gt=settings.clip_gt)
+                                      amodal_depth=frame.amodal_depth, clip_gt=settings.clip_gt,
+                                      pred_depth=depth)
             shown = verts if scope.fit_vertices is None else scope.fit_vertices
             name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
             written.append(frame_figure(
@@ -216,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
     parser.add_argument("--no-clip-gt", dest="clip_gt", action="store_false",
                         help="score against the whole visible mesh (not delineated like the prediction)")
+    parser.add_argument("--depth-source", choices=DEPTH_SOURCES, default=defaults["depth_source"],
+                        help="trace: use the sphere-traced depth a grid file holds (SDF models), else the mesh's")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))
@@ -223,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no --root for dataset(s) {missing}; give --root DATASET=PATH for each manifest")
     settings = Settings({k: Path(v) for k, v in _pairs(args.method, "--method").items()},
                         tuple(args.protocols), args.out, args.samples, args.seed,
-                        clip_gt=args.clip_gt)
+                        clip_gt=args.clip_gt, depth_source=args.depth_source)
     frames = [ref for dataset, path in manifests.items()
               for ref in list_test_frames(path, dataset, roots[dataset])]
     table = evaluate(frames, settings, args.workers)

@@ -7,7 +7,8 @@ one of these forms (docs/benchmark.md):
   occupancy), ``level`` (absent = the field's default, 0.5 or 0), the values under the field's name
   (X, Y, Z; ``occupancy`` in [0, 1], 1 = occupied, or ``sdf`` in metres, > 0 free; SPEC §1; axis 0 =
   camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0), ``cell`` (3,) metres; meshed by
-  marching cubes at the level (:func:`pipeline.geometry.isosurface.extract_mesh`).
+  marching cubes at the level (:func:`pipeline.geometry.isosurface.extract_mesh`). An SDF grid
+  may also hold ``trace_depth`` (H, W), the sphere-traced z-depth (:func:`traced_depth`).
 - ``.ply`` — a triangle mesh, camera frame (OpenCV), metres.
 - ``.npy`` — (H, W) float z-depth in metres at the virtual camera (0 / NaN = no prediction), or
 - ``.png`` — the same as a 16-bit PNG in millimetres (0 = none); both meshed by
@@ -112,6 +113,23 @@ def read_grid(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, floa
     if values.ndim != 3:
         raise ValueError(f"{path}: {field} must be (X, Y, Z), found shape {values.shape}.")
     return values, origin, cell, field, level
+
+
+def traced_depth(method_dir: str | os.PathLike, frame: EvalFrame) -> np.ndarray | None:
+    """The sphere-traced (H, W) z-depth in metres (NaN = miss) stored in the frame's grid file, or
+    None when the prediction is not a grid or holds none (then the mesh's depth is rendered)."""
+    ref = frame.ref
+    path = find_prediction(method_dir, ref.dataset, ref.scene_id, ref.frame_index)
+    if KINDS[path.suffix] != "grid":
+        return None
+    with np.load(path) as data:
+        if "trace_depth" not in data.files:
+            return None
+        depth = data["trace_depth"].astype(np.float64)
+    if depth.shape != frame.image_size:
+        raise ValueError(f"{path}: trace_depth has shape {depth.shape}, the frame's virtual camera is "
+                         f"{frame.image_size} (H, W); predict it again at the test resolution.")
+    return depth
 
 
 def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -113,13 +113,15 @@ def fit_and_delineate(pred_v: np.ndarray, pred_f: np.ndarray, gt_v: np.ndarray, 
                       gt_depth: np.ndarray, *, intrinsics: np.ndarray, camera_to_world: np.ndarray,
                       protocol: str = "release", amodal_depth: np.ndarray | None = None,
                       clip_gt: bool = False, border: float = 4 / 128, box_margin: float = 0.02,
-                      amodal_factor: float = 1.05) -> Scope:
+                      amodal_factor: float = 1.05, pred_depth: np.ndarray | None = None) -> Scope:
     """Fit first, then delineate one prediction (SPEC §5); arguments as in :func:`evaluate_frame`
     (arrays already float64 (V, 3) / int64 (F, 3), camera frame, metres)."""
     height, width = gt_depth.shape
     fx, fy, cx, cy = (float(x) for x in np.asarray(intrinsics).ravel()[:4])
-    # Fit first: render the raw prediction and fit gt ≈ a·pred + b.
-    pred_depth = render_depth(pred_v, pred_f, fx, fy, cx, cy, width, height).astype(np.float64)
+    # Fit first: render the raw prediction (unless its depth is given) and fit gt ≈ a·pred + b.
+    if pred_depth is None:
+        pred_depth = render_depth(pred_v, pred_f, fx, fy, cx, cy, width, height)
+    pred_depth = np.asarray(pred_depth, dtype=np.float64)
     a, b, fit_reason = fit_scale_shift(pred_depth, gt_depth)
     fit_v = apply_scale_shift(pred_v, a, b) if not fit_reason else None
 
@@ -148,7 +150,7 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
                    amodal_depth: np.ndarray | None = None, n_samples: int = 200_000,
                    seed: int = 0, threshold: float = 0.05, clip_gt: bool = False,
                    border: float = 4 / 128, box_margin: float = 0.02,
-                   amodal_factor: float = 1.05) -> dict:
+                   amodal_factor: float = 1.05, pred_depth: np.ndarray | None = None) -> dict:
     """Score one predicted mesh against the ground truth, raw ("metric") and depth-fitted ("fit").
 
     Args:
@@ -164,6 +166,8 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
         threshold: precision/recall distance in metres.
         clip_gt: also delineate the ground-truth mesh with the same protocol (default False: the
             visible mesh is the ground truth as given).
+        pred_depth: the prediction's (H, W) z-depth, metres, NaN = none, when it comes from
+            elsewhere than the mesh (a sphere-traced SDF, SPEC §5.12); None renders the mesh.
     Returns:
         {"protocol", "fit_a", "fit_b", "fit_reason", "faces_total", "faces_kept",
          "metric": {mesh metrics, reason, depth_* metrics, depth_reason},
@@ -177,7 +181,7 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
     scope = fit_and_delineate(pred_v, pred_f, gt_v, gt_f, gt_depth, intrinsics=intrinsics,
                               camera_to_world=camera_to_world, protocol=protocol,
                               amodal_depth=amodal_depth, clip_gt=clip_gt, border=border,
-                              box_margin=box_margin, amodal_factor=amodal_factor)
+                              box_margin=box_margin, amodal_factor=amodal_factor, pred_depth=pred_depth)
     a, b, fit_reason, keep = scope.fit_a, scope.fit_b, scope.fit_reason, scope.keep
 
     gt_pts = sample_surface(gt_v, scope.gt_faces, n_samples, seed)

@@ -15,8 +15,11 @@ Occupancy follows SPEC §1: 1 = occupied, 0 = free. A model trained with ``loss.
 
 Output of :func:`predict_manifest` (docs/inference.md): ``<out>/<dataset>/<scene_id>/<frame:06d>.npz``
 with ``field`` ("occupancy" | "sdf"), ``level`` (0.5 | 0), the values under the field's name (X, Y, Z)
-float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera frame, metres),
-``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once every frame is there.
+float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera frame, metres), for an SDF model
+predicted with ``depth_source="trace"`` also ``trace_depth`` (H, W) float32 (sphere-traced z-depth,
+NaN = miss, :mod:`dgs_core.sphere_trace`) and ``trace_queries``; ``<out>/method.json``, a
+``<out>/<dataset>/done`` marker once every frame is there, and for a model with a colour head the
+vertex-coloured meshes ``<out>/colored_meshes/...`` (:mod:`dgs_core.color`).
 
     python -m dgs_core.infer --checkpoint C --manifest M --root DATASET_ROOT --out DIR
 """
@@ -37,13 +40,15 @@ from tqdm import tqdm
 
 from dgs_core.data import image_to_tensor
 from dgs_core.camera import normalised_intrinsics
+from dgs_core.color import colored_mesh_path, vertex_colors, write_colored_mesh
 from dgs_core.grid_refine import RefineStats, refine, start_stride
+from dgs_core.sphere_trace import TraceConfig, trace
 from pipeline.atomic import atomic_open, write_text_atomic
-from pipeline.geometry.isosurface import FIELDS, FREE
+from pipeline.geometry.isosurface import FIELDS, FREE, extract_mesh
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
 from pipeline.shards import ShardReader
-from pipeline.testset import list_test_frames, read_test_frame
+from pipeline.testset import EvalFrame, list_test_frames, read_test_frame
 
 RESOLUTION = 128
 """Cells per axis of the evaluation grid (SPEC §5)."""
@@ -56,6 +61,9 @@ DEFAULT_GRID = "coarse_to_fine"
 (checked per frame, see :mod:`dgs_core.grid_refine`), several times fewer network queries."""
 Z_NEAR = PrepareConfig.z_near
 """Near plane (m) of the frustum: the prepare stage's default (``PrepareConfig.z_near``)."""
+DEPTH_SOURCES = ("mesh", "trace")
+"""Where the evaluation takes a prediction's depth map (``evaluate.depth_source``): rendered from the
+extracted mesh, or (SDF models) sphere-traced from the field during ``predict``."""
 
 
 def grid_geometry(box_min: np.ndarray, box_max: np.ndarray, resolution: int = RESOLUTION
@@ -182,20 +190,57 @@ def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_in
 
 
 def write_grid(path: Path, values: np.ndarray, origin: np.ndarray, cell: np.ndarray,
-               stats: RefineStats | None = None, field: str = "occupancy") -> Path:
+               stats: RefineStats | None = None, field: str = "occupancy", extra: dict | None = None) -> Path:
     """Write one frame's grid atomically (:mod:`pipeline.atomic`): the values as float16 under the
     field's name, ``field`` and its ``level`` (:data:`pipeline.geometry.isosurface.FIELDS`).
 
     With ``stats`` the file also holds its query counts (``queries``, ``dense_queries``,
-    ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore.
+    ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore; ``extra``
+    arrays (e.g. ``trace_depth``) are stored as given.
     """
-    extra = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
-                                      "verified": stats.verified, "mismatches": stats.mismatches}
+    counts = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
+                                       "verified": stats.verified, "mismatches": stats.mismatches}
     with atomic_open(path, "wb") as f:
         np.savez_compressed(f, **{field: values.astype(np.float16)}, field=np.str_(field),
                             level=np.float64(FIELDS[field]), origin=np.asarray(origin, dtype=np.float64),
-                            cell=np.asarray(cell, dtype=np.float64), **{k: np.int64(v) for k, v in extra.items()})
+                            cell=np.asarray(cell, dtype=np.float64), **{k: np.int64(v) for k, v in counts.items()},
+                            **(extra or {}))
     return path
+
+
+def frame_extras(net: torch.nn.Module, frame: EvalFrame, grid: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 field: str, out_dir: str | os.PathLike, *, trace_depth: bool = False,
+                 batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """What a frame gets besides its grid: the sphere-traced depth of an SDF model (returned, for the
+    grid file: ``trace_depth`` (H, W) float32 metres, NaN = miss, rays from z_near to the grid box's
+    far face; ``trace_queries``) and, for a model with a colour head, the vertex-coloured mesh of the
+    grid (written to :func:`dgs_core.color.colored_mesh_path`)."""
+    has_color = getattr(net, "color_head", None) is not None
+    if not (has_color or trace_depth):
+        return {}
+    device = resolve_device(device)
+    height, width = frame.image.shape[1:]
+    k_px = tuple(float(v) for v in np.asarray(frame.intrinsics).reshape(4))
+    norm = torch.tensor([normalised_intrinsics(*k_px, width, height)], dtype=torch.float32, device=device)
+    with torch.inference_mode():
+        features = net.encode(image_to_tensor(frame.image)[None].to(device)).features
+    out: dict[str, np.ndarray] = {}
+    if trace_depth:
+        def sdf(points: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return torch.cat([net.query(features, part[None].float(), norm)[0].to(points.dtype)
+                                  for part in points.split(batch_points)])
+        result = trace(sdf, width, height, k_px, TraceConfig(z_near=Z_NEAR, z_far=float(frame.gt_box()[1][2])),
+                       device=device)
+        out = {"trace_depth": result.depth.cpu().numpy(), "trace_queries": np.int64(result.queries)}
+    if has_color:
+        values, origin, cell = grid  # meshed as stored (float16), so it is the mesh the benchmark scores
+        vertices, faces = extract_mesh(values.astype(np.float16), origin, cell, field=field)
+        colors = vertex_colors(net, features, vertices, norm, batch_points)
+        ref = frame.ref
+        write_colored_mesh(colored_mesh_path(out_dir, ref.dataset, ref.scene_id, ref.frame_index), vertices, faces,
+                           colors)
+    return out
 
 
 def keep_only_matching(folder: Path, provenance: dict) -> None:
@@ -219,7 +264,8 @@ def keep_only_matching(folder: Path, provenance: dict) -> None:
 def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                    out_dir: str | os.PathLike, *, resolution: int = RESOLUTION,
                    batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False,
-                   model_id: str = "", grid: str = DEFAULT_GRID) -> list[Path]:
+                   model_id: str = "", grid: str = DEFAULT_GRID, field: str = "occupancy",
+                   trace_depth: bool = False) -> list[Path]:
     """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept
     when they were made by the same ``model_id``, resolution and ``amp``; see :func:`keep_only_matching`).
 
@@ -228,6 +274,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         manifest: a merged test manifest of ONE dataset (``shard`` paths relative to its folder).
         dataset_root: that dataset's root (the scene meshes bound each frame's grid).
         model_id: identifies ``net``'s weights (the CLI uses the checkpoint's SHA-256).
+        field: what ``net`` predicts (:func:`model_field`); trace_depth: also sphere-trace each frame's
+            depth (SDF models, :func:`frame_extras`). A colour head also gets coloured meshes.
     Returns:
         the frame files, in manifest order; ``<out_dir>/<dataset>/done`` is written after the last.
     """
@@ -238,7 +286,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
     refs = list_test_frames(manifest, datasets[0], dataset_root)
     keep_only_matching(Path(out_dir) / datasets[0],
-                       {"model": model_id, "resolution": resolution, "amp": amp, "grid": grid})
+                       {"model": model_id, "resolution": resolution, "amp": amp, "grid": grid, "field": field,
+                        "trace_depth": trace_depth})
     readers: dict[Path, ShardReader] = {}
     paths = []
     for ref in tqdm(refs, desc=f"predict {datasets[0]}", unit="frame"):
@@ -249,12 +298,14 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         frame = read_test_frame(ref, readers.setdefault(ref.shard, ShardReader(ref.shard)))
         stats = RefineStats()
         result = predict_grid(net, frame.image, frame.intrinsics, *frame.gt_box(), resolution,
-                              batch_points=batch_points, device=device, amp=amp, grid=grid, stats=stats)
+                              batch_points=batch_points, device=device, amp=amp, grid=grid, stats=stats, field=field)
         if stats.mismatches:
             warnings.warn(f"{ref.name}: {stats.mismatches} of {stats.verified} checked grid points differ "
                           f"from the coarse-to-fine fill: the field has features finer than the coarse "
                           f"lattice there; use --grid dense for this model", stacklevel=1)
-        write_grid(path, *result, stats=stats)
+        extra = frame_extras(net, frame, result, field, out_dir, trace_depth=trace_depth, batch_points=batch_points,
+                             device=device)
+        write_grid(path, *result, stats=stats, field=field, extra=extra)
     for reader in readers.values():
         reader.close()
     write_text_atomic(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
@@ -264,23 +315,29 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
 def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                      out_dir: str | os.PathLike, *, name: str | None = None, resolution: int = RESOLUTION,
                      batch_points: int = BATCH_POINTS, device: str = "auto", amp: bool = False,
-                     grid: str = DEFAULT_GRID) -> list[Path]:
+                     grid: str = DEFAULT_GRID, depth_source: str = "mesh") -> list[Path]:
     """Load a checkpoint and run :func:`predict_frames`; also writes ``<out_dir>/method.json``.
 
     ``name`` (the method's name in reports) defaults to the checkpoint's folder, i.e. the experiment
-    of ``<work>/models/<experiment>/final.pt``.
+    of ``<work>/models/<experiment>/final.pt``. ``depth_source="trace"`` sphere-traces the depth of
+    an SDF model (an occupancy model has no distance field to trace: its depth stays the mesh's).
     """
     from dgs_core.checkpoint import load_model  # the training stage's module; only needed here
 
+    if depth_source not in DEPTH_SOURCES:
+        raise ValueError(f"dgs_core.infer: depth_source must be one of {DEPTH_SOURCES}, found {depth_source!r}")
     dev = resolve_device(device)
-    net, _ = load_model(checkpoint, map_location=dev)
+    net, config = load_model(checkpoint, map_location=dev)
     net = net.to(dev).eval()
+    field = model_field(config)
+    trace_depth = depth_source == "trace" and field == "sdf"
     method = {"name": name or Path(checkpoint).resolve().parent.name, "kind": "grid",
-              "checkpoint": str(checkpoint), "resolution": resolution}
+              "checkpoint": str(checkpoint), "resolution": resolution, "field": field,
+              "depth_source": "trace" if trace_depth else "mesh"}
     write_text_atomic(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
     return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
                           batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint),
-                          grid=grid)
+                          grid=grid, field=field, trace_depth=trace_depth)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -305,12 +362,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS,
                    help="evaluate every in-frustum cell, or coarse to fine around the 0.5 level (default %(default)s)")
+    p.add_argument("--depth-source", default="mesh", choices=DEPTH_SOURCES,
+                   help="trace: also sphere-trace each frame's depth (SDF models) for evaluate.depth_source trace")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     paths = predict_manifest(a.checkpoint, a.manifest, a.root, a.out, name=a.name, resolution=a.resolution,
-                             batch_points=a.batch_points, device=a.device, amp=a.amp, grid=a.grid)
+                             batch_points=a.batch_points, device=a.device, amp=a.amp, grid=a.grid,
+                             depth_source=a.depth_source)
     print(f"dgs_core.infer: {len(paths)} frames in {a.out}")
     return 0
 

@@ -80,9 +80,10 @@ def test_prepare_section_refuses_unknown_and_runtime_keys() -> None:
 
 
 def test_evaluate_section_matches_the_scoring_code() -> None:
-    from benchmark.evaluate import Settings
+    from benchmark.evaluate import DEPTH_SOURCES, Settings
     from benchmark.protocols import PROTOCOLS
     from dgs_core.infer import DEFAULT_GRID, GRIDS, RESOLUTION
+    from dgs_core.infer import DEPTH_SOURCES as PREDICT_DEPTH_SOURCES
     from pipeline.datasets import DATASETS
 
     settings = {f.name: f.default for f in dataclasses.fields(Settings)}
@@ -91,6 +92,8 @@ def test_evaluate_section_matches_the_scoring_code() -> None:
     assert props["clip_gt"]["default"] == settings["clip_gt"]
     assert props["resolution"]["default"] == RESOLUTION
     assert props["grid"]["enum"] == list(GRIDS) and props["grid"]["default"] == DEFAULT_GRID
+    assert props["depth_source"]["enum"] == list(DEPTH_SOURCES) == list(PREDICT_DEPTH_SOURCES)
+    assert props["depth_source"]["default"] == settings["depth_source"]
     assert props["protocols"]["items"]["enum"] == list(PROTOCOLS)
     assert set(props["protocols"]["default"]) <= set(PROTOCOLS)
     assert props["datasets"]["items"]["enum"] == list(DATASETS)

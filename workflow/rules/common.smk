@@ -60,6 +60,7 @@ def evaluate_command(methods, datasets, protocols, out, figures=0):
         words.append(f"--root {shlex.quote(f'{dataset}={dataset_root(dataset)}')}")
     words.append("--protocols " + " ".join(shlex.quote(p) for p in protocols))
     words.append(f"--figures {int(figures)} --samples {int(ev['samples'])}")
+    words.append(f"--depth-source {shlex.quote(ev['depth_source'])}")
     if not ev["clip_gt"]:
         words.append("--no-clip-gt")
     words.append(f"--out {shlex.quote(str(out))}")

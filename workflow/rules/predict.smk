@@ -22,8 +22,9 @@ rule predict:
         out=lambda wc: WORK / "predictions" / wc.experiment,
         resolution=config["evaluate"]["resolution"],
         grid=config["evaluate"]["grid"],
+        depth_source=config["evaluate"]["depth_source"],
     shell:
         "python -m dgs_core.infer --checkpoint {input.model} --manifest {input.manifest}"
         " --root {params.root} --out {params.out} --name {wildcards.experiment} --resolution {params.resolution}"
-        " --grid {params.grid}"
+        " --grid {params.grid} --depth-source {params.depth_source}"
         " --device auto --threads {threads} > {log} 2>&1"
