@@ -2,6 +2,7 @@
 #   prepare_scannet, prepare_matterport   per-frame training/test shards
 #   train_dgs, evaluate, report           model training, benchmark, tables
 #   ablation                              miniature gradient-mode ablation (table + loss curves)
+#   sdf_study                             occupancy vs SDF, embeddings, schedules: val accuracy vs time
 #   demo                                  everything available, on the embedded synthetic default
 from snakemake.utils import min_version, validate
 
@@ -21,6 +22,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/study.smk"
 
 
 rule demo:

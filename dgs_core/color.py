@@ -1,6 +1,6 @@
 """Vertex colours of predicted meshes from a model with a colour head (``model.color: true``).
 
-The colour head (SPEC §3.8) predicts RGB in [0, 1] per camera-frame point; a mesh extracted from the
+The colour head (SPEC §3.9) predicts RGB in [0, 1] per camera-frame point; a mesh extracted from the
 model's field is coloured by querying the head at its vertices. ``predict`` writes such meshes next to
 the grids of a method folder, in ``<out>/colored_meshes/<dataset>/<scene_id>/<frame:06d>.ply``
 (outside the ``<out>/<dataset>/`` tree the benchmark reads, so a frame keeps exactly one prediction

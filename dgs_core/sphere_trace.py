@@ -132,18 +132,23 @@ class _Tracer:
         self.depth[r.y0, r.x0], self.hit[r.y0, r.x0] = r.t.to(torch.float32), True
 
     def step(self, r: _Rays, d: torch.Tensor, e: torch.Tensor, level: int) -> None:
-        """One aggressive step with the safe fallback for every ray of ``r`` (in place)."""
+        """One aggressive step with the safe fallback for every ray of ``r`` (in place). A ray whose
+        safe step passes z_far is free up to there: it moves without a query (and then misses)."""
         norm = torch.linalg.vector_norm(d, dim=-1)
         safe = ((r.f.abs() - r.t * e) / (norm + e)).clamp_min(0)
+        beyond = r.t + safe > self.config.z_far
         trial = r.t + r.alpha * safe
-        f_trial = self.query(trial[:, None] * d, level)
+        tried = ~beyond & (trial <= self.config.z_far)  # a trial past z_far is not worth a query
+        f_trial = torch.full_like(r.f, float("nan"))
+        f_trial[tried] = self.query(trial[tried, None] * d[tried], level)
         back = ((f_trial.abs() - trial * e) / norm).clamp_min(0)
-        ok = (r.alpha == 1) | ((f_trial > 0) & (safe + back >= r.alpha * safe))
-        bad = ~ok
+        ok = tried & ((r.alpha == 1) | ((f_trial > 0) & (safe + back >= r.alpha * safe)))
+        bad = ~ok & ~beyond
         fallback = r.t[bad] + safe[bad]
         f_fallback = self.query(fallback[:, None] * d[bad], level)
         r.t, r.f = torch.where(ok, trial, r.t), torch.where(ok, f_trial, r.f)
         r.t[bad], r.f[bad] = fallback, f_fallback
+        r.t[beyond], r.f[beyond] = r.t[beyond] + safe[beyond], float("inf")
         r.alpha[bad] = 1.0  # a ray whose aggressive step failed continues with safe steps
         r.exact[:] = True
         r.steps += 1

@@ -11,6 +11,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TARGETS = ["prepare_scannet", "prepare_matterport", "train_dgs", "train_ablation", "evaluate", "report", "ablation",
+           "sdf_study",
            "demo"]
 
 

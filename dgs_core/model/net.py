@@ -20,7 +20,7 @@ from dgs_core.model.encoder import Encoder, EncoderConfig, EncoderOutput
 class ModelConfig:
     """Model shape. Defaults are the release: five 256-channel maps, 5 blocks × 512 hidden.
 
-    Point embedding and colour (SPEC §3.2, §3.8): ``embedding`` "positional" (the release: NeRF-style,
+    Point embedding and colour (SPEC §3.2, §3.9): ``embedding`` "positional" (the release: NeRF-style,
     ``num_freqs`` octaves) or "fourier" (``fourier_features`` random rows of B ~ N(0, σ²), σ =
     ``fourier_sigma`` cycles per metre, drawn from ``fourier_seed``); ``color`` adds an RGB head.
     """
