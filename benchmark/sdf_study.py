@@ -131,12 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark.sdf_study: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "sdf_study.csv") as tmp:
+    csv, md, png = (args.out / name for name in ("sdf_study.csv", "sdf_study.md", "val_curves.png"))
+    with atomic_path(csv) as tmp:
         table.to_csv(tmp)
-    write_text_atomic(args.out / "sdf_study.md", to_markdown(table) + "\n")
-    plot_curves(curves, args.out / "val_curves.png")
-    for name in ("sdf_study.csv", "sdf_study.md", "val_curves.png"):
-        print(args.out / name)
+    write_text_atomic(md, to_markdown(table) + "\n")
+    print(csv, md, plot_curves(curves, png), sep="\n")
     return 0
 
 

@@ -24,21 +24,17 @@ HDF5 path                         dtype          shape            content (SPEC 
 ``visible_faces/offset``          int64          (N + 1,)         row r owns ``delta[offset[r]:offset[r+1]]``
 ``visible_faces/delta``           int32          (total,)         sorted face ids, delta-encoded
 ``near_surface/offsets``          float32        (N, K)           offset d along the normal, metres (v2)
-``surface/points``                float32        (N, S, 3)        on visible faces, camera frame (v2)
-``surface/normals``               float32        (N, S, 3)        unit, toward the camera (v2)
-``surface/colors``                uint8          (N, S, 3)        RGB, vertex colours interpolated (v2)
-``surface/colored``               bool           (N,)             False: the mesh has no colours (v2)
+``surface/points``, ``/normals``  float32        (N, S, 3)        on-surface samples, camera frame (v2)
+``surface/colors``, ``/colored``  uint8, bool    (N, S, 3), (N,)  vertex colours; False: none (v2)
 ================================  =============  ===============  ==================================
 
 File attributes: ``schema_version`` (:data:`SCHEMA_VERSION`), ``n_rows``, ``width``, ``height``,
 ``n_near``, ``n_non``, ``n_surface``, ``compression`` and any caller attributes (e.g. the prepare
 config as JSON).
 
-Versions: this code writes :data:`SCHEMA_VERSION` and reads every version from
-:data:`MIN_SCHEMA_VERSION` up to it. Each field records the version it appeared in
-(:attr:`Field.since`; the "(v2)" rows above, :data:`SURFACE_SAMPLES`); in a row of an older shard
-such a field reads as None, and a feature that needs it asks :meth:`ShardReader.require`, which
-names the shard and how to re-prepare it.
+Versions: :data:`SCHEMA_VERSION` is written, :data:`MIN_SCHEMA_VERSION` up to it are read. A field
+added later (:attr:`Field.since`, "(v2)" above) reads as None in older rows; :meth:`ShardReader.require`
+names the shard and how to re-prepare it for a feature that needs such a field.
 
 Design decisions (why):
 - Every per-frame dataset is chunked with one frame per chunk, so reading a row decompresses only
@@ -358,9 +354,8 @@ class ShardReader:
 
     @property
     def version(self) -> int:
-        """The shard's ``schema_version``."""
-        self.file  # noqa: B018 — opens the file on first use
-        return self._version
+        """The shard's ``schema_version`` (opens the file on first use)."""
+        return self._version if self._f is not None else int(self.file.attrs["schema_version"])
 
     def require(self, attrs: tuple[str, ...], purpose: str) -> None:
         """Raise a :class:`SchemaError` naming this shard, the missing fields, ``purpose`` (what
