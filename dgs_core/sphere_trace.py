@@ -228,9 +228,9 @@ def trace(field: Field, width: int, height: int, intrinsics: tuple[float, float,
         :class:`TraceResult` (depth, hit mask, query counts).
     """
     tracer = _Tracer(field, width, height, intrinsics, config, torch.device(device), dtype)
-    rays = tracer.start()
-    for level in range(config.start_level, -1, -1):
-        with torch.no_grad():
+    with torch.no_grad():
+        rays = tracer.start()
+        for level in range(config.start_level, -1, -1):
             stalled = tracer.march(rays, level)
             if level:
                 rays = tracer.split(stalled, level - 1)
