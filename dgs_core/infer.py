@@ -7,7 +7,7 @@ visible mesh, split into ``resolution`` cells per axis that tile the box exactly
     origin = box_min + cell / 2                     (the centre of cell (0, 0, 0))
     occupancy[i, j, k] = o(origin + (i, j, k) · cell)    axis 0 = camera x, 1 = y, 2 = z
 
-which is the convention of :func:`benchmark.extract.extract_mesh` (value at the cell centre, vertex
+which is the convention of :func:`pipeline.geometry.isosurface.extract_mesh` (value at the cell centre, vertex
 = origin + fractional index · cell, no half-cell offset). Cells whose centre is outside the frustum
 (``|u| > 1`` or ``|v| > 1`` or ``z ≤ z_near``) are free (0) and are never sent to the network.
 Occupancy follows SPEC §1: 1 = occupied, 0 = free. A model trained with ``loss.kind: sdf`` gives an

@@ -1,5 +1,5 @@
 """dgs_core.infer: the evaluation grid against brute-force queries, the frustum, the grid convention
-that benchmark.extract assumes, and the resumable per-manifest prediction."""
+that pipeline.geometry.isosurface assumes, and the resumable per-manifest prediction."""
 from __future__ import annotations
 
 import json
