@@ -147,7 +147,8 @@ def _check(settings: Settings) -> None:
     if bad:
         raise ValueError(f"benchmark.evaluate: unknown protocol(s) {bad}; use {list(PROTOCOLS)}.")
     if settings.depth_source not in DEPTH_SOURCES:
-        raise ValueError(f"benchmark.evaluate: depth_source {settings.depth_source!r} is unknown; use {list(DEPTH_SOURCES)}.")
+        raise ValueError(f"benchmark.evaluate: depth_source {settings.depth_source!r} is unknown; "
+                         f"use {list(DEPTH_SOURCES)}.")
     for name, folder in settings.methods.items():
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"benchmark.evaluate: method {name!r}: folder {folder} does not "

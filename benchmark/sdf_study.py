@@ -59,7 +59,8 @@ def _at(run: pd.DataFrame, seconds: float) -> float:
 def study_table(curves: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """One row per experiment (module docstring); per-seed values first, then mean/std over seeds."""
     if baseline not in set(curves.experiment):
-        raise ValueError(f"sdf_study: baseline experiment {baseline!r} has no runs; found {sorted(set(curves.experiment))}")
+        raise ValueError(f"sdf_study: baseline experiment {baseline!r} has no runs; "
+                         f"found {sorted(set(curves.experiment))}")
     total = curves.groupby(["experiment", "seed"]).seconds.max()
     final = curves.sort_values("step").groupby(["experiment", "seed"]).accuracy.last()
     budget = total.loc[baseline].mean()

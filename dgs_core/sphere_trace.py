@@ -61,8 +61,8 @@ class TraceConfig:
     def __post_init__(self) -> None:
         if (self.start_level < 0 or not self.alpha >= 1 or not self.eps_pixels > 0 or self.max_steps < 1
                 or not self.split_ratio > 1):
-            raise ValueError(f"TraceConfig: expected start_level ≥ 0, split_ratio > 1, alpha ≥ 1, eps_pixels > 0 and "
-                             f"max_steps ≥ 1, found {self.start_level}, {self.split_ratio}, {self.alpha}, "
+            raise ValueError(f"TraceConfig: expected start_level ≥ 0, split_ratio > 1, alpha ≥ 1, eps_pixels > 0 "
+                             f"and max_steps ≥ 1, found {self.start_level}, {self.split_ratio}, {self.alpha}, "
                              f"{self.eps_pixels}, {self.max_steps}")
         if not 0 < self.z_near < self.z_far:
             raise ValueError(f"TraceConfig: expected 0 < z_near < z_far, found {self.z_near}, {self.z_far}")

@@ -1,8 +1,9 @@
 """DVR/pixelNeRF-style ResNetFC occupancy decoder with optional forward-mode gradient tracking (SPEC §3).
 
 Inputs per query point: an embedding of its camera-space xyz (the NeRF-style positional encoding,
-39 dims, or random Fourier features) and the latent (concatenated feature-map samples). The network returns a *logit*; occupancy is ``sigmoid(logit)``
-∈ [0, 1] with 1 = occupied (inside/behind the surface), 0 = free space — one convention everywhere.
+39 dims, or random Fourier features) and the latent (concatenated feature-map samples). The network
+returns a *logit*; occupancy is ``sigmoid(logit)`` ∈ [0, 1] with 1 = occupied (inside/behind the
+surface), 0 = free space — one convention everywhere (an SDF model reads the raw output as s, SPEC §3.6).
 
 Forward-mode tracking carries every activation as a (..., 4, D) tensor ``[value, ∂/∂x, ∂/∂y, ∂/∂z]``:
 linear layers apply W to all four rows and the bias to the value only, ReLU masks all four rows by the
