@@ -7,8 +7,11 @@ when o > 0.5, or s < 0 for an SDF, and compared with its label). Inputs are the 
 ``<runs>/<experiment>-s<seed>/`` (``scalars.csv``, ``config.yaml``) that the workflow's ``sdf_study``
 target trains; nothing from the training code is imported.
 
-Wall time is steps × the run's median step time (as :func:`benchmark.ablation.training_curves`:
-robust to load spikes from other users of a shared machine; validation time excluded).
+Wall time is steps × a step time (validation excluded): by default the run's own median step time
+(as :func:`benchmark.ablation.training_curves`: robust to load spikes), or, with ``--step-seconds``,
+each experiment's step time measured round-robin in one process (``benchmarks/bench_study_step.py``):
+runs that train one after another on a shared machine see different loads, which a run's own median
+would count as a difference between experiments.
 
 Outputs (``--out``): ``sdf_study.csv`` / ``sdf_study.md`` — per experiment, mean ± std over seeds of
 the val accuracy at 25 / 50 / 100 % of the baseline's mean training time (the last validation at or
@@ -21,6 +24,7 @@ time; and ``val_curves.png`` (val accuracy vs wall seconds, mean over seeds, ban
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,10 +39,16 @@ FRACTIONS = (0.25, 0.5, 1.0)
 """Wall-time budgets, as fractions of the baseline's mean training time."""
 
 
-def validation_curves(runs: Path, names: list[str]) -> pd.DataFrame:
-    """Per run and validation step: ``accuracy`` (%) and the training wall ``seconds`` at that step."""
+def validation_curves(runs: Path, names: list[str], step_seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per run and validation step: ``accuracy`` (%) and the training wall ``seconds`` at that step,
+    from ``step_seconds[experiment]`` when given, else from the run's own median step time."""
     curves = training_curves(runs, names)
     per_step = {(e, s): g.seconds.max() / g.step.max() for (e, s), g in curves.groupby(["experiment", "seed"])}
+    if step_seconds is not None:
+        missing = sorted({e for e, _ in per_step} - set(step_seconds))
+        if missing:
+            raise ValueError(f"sdf_study: no step time for experiment(s) {missing} in the --step-seconds file")
+        per_step = {(e, s): float(step_seconds[e]) for e, s in per_step}
     frames = []
     for name in names:
         long = read_scalars(runs, name)
@@ -123,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, required=True, help="folder holding the <experiment>-s<seed> run folders")
     parser.add_argument("--names", nargs="+", required=True, help="run names <experiment>-s<seed>")
     parser.add_argument("--baseline", required=True, help="the experiment the budgets and the target come from")
+    parser.add_argument("--step-seconds", type=Path, default=None,
+                        help="JSON {experiment: seconds per step} (benchmarks/bench_study_step.py); default: each "
+                             "run's own median")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        curves = validation_curves(args.runs, args.names)
+        step_seconds = json.loads(args.step_seconds.read_text()) if args.step_seconds else None
+        curves = validation_curves(args.runs, args.names, step_seconds)
         table = study_table(curves, args.baseline)
     except (FileNotFoundError, ValueError) as err:
         print(f"benchmark.sdf_study: {err}", file=sys.stderr)

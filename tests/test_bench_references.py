@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import bench_dgs_op, bench_infer, bench_loader, bench_metrics, bench_prepare
-from benchmarks import bench_sens_reader, bench_sphere_trace, bench_train_step
+from benchmarks import bench_sens_reader, bench_sphere_trace, bench_study_step, bench_train_step
 
 
 # -- bench_sens_reader: official_style_read vs SensReader -----------------------------------------------
@@ -203,3 +203,18 @@ def test_grid_and_marching_cubes_dense_and_coarse_to_fine_agree_with_the_exact_d
     both = np.isfinite(dense) & np.isfinite(exact)
     cell = (np.asarray(s.box[1]) - np.asarray(s.box[0])) / 96
     assert both.sum() > 100 and np.median(np.abs(dense[both] - exact[both])) < cell.max() / 4
+
+
+# -- bench_study_step: no reference; it times the study's experiments on prepared frames --------------------
+def test_study_step_times_every_experiment_and_names_missing_data(prepared_tiny, tmp_path, capsys) -> None:
+    out = tmp_path / "steps.json"
+    assert bench_study_step.main(["--manifest", str(prepared_tiny.manifest("scannet", "train")), "--overlay", "tiny",
+                                  "--experiments", "dgs", "sdf", "--steps", "1", "--threads", "1",
+                                  "--json", str(out)]) == 0
+    import json
+
+    times = json.loads(out.read_text())
+    assert set(times) == {"dgs", "sdf"} and all(t > 0 for t in times.values())
+    with pytest.raises(SystemExit) as exc:
+        bench_study_step.main(["--manifest", str(tmp_path / "none" / "manifest.parquet")])
+    assert exc.value.code == 2 and "config/sdf_study.yaml" in capsys.readouterr().err

@@ -56,3 +56,23 @@ def test_missing_baseline_or_log_is_a_clear_error(tmp_path: Path, capsys) -> Non
     assert "baseline experiment 'dgs'" in capsys.readouterr().err
     assert main(["--runs", str(tmp_path), "--names", "nope-s0", "--baseline", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "scalars.csv" in capsys.readouterr().err
+
+
+def test_step_seconds_from_a_round_robin_timing_replace_each_runs_own(tmp_path: Path) -> None:
+    """Two runs of one experiment that ran under different loads (2 and 4 s/step by their own logs)
+    get the same wall-time axis from the measured step time."""
+    import json
+
+    runs = tmp_path / "models"
+    write_run(runs, "dgs-s0", [0.5, 0.6], 2.0)   # 2 s/step
+    write_run(runs, "dgs-s1", [0.5, 0.7], 1.0)   # 4 s/step: a busier machine
+    times = tmp_path / "steps.json"
+    times.write_text(json.dumps({"dgs": 0.5}))
+    out = tmp_path / "out"
+    assert main(["--runs", str(runs), "--names", "dgs-s0", "dgs-s1", "--baseline", "dgs", "--out", str(out),
+                 "--step-seconds", str(times)]) == 0
+    table = pd.read_csv(out / "sdf_study.csv", index_col=0)
+    assert table.loc["dgs", "seconds_mean"] == pytest.approx(10.0) and table.loc["dgs", "seconds_std"] == 0
+    times.write_text(json.dumps({"sdf": 0.5}))
+    assert main(["--runs", str(runs), "--names", "dgs-s0", "--baseline", "dgs", "--out", str(out),
+                 "--step-seconds", str(times)]) == 2

@@ -1,23 +1,45 @@
 # The miniature SDF study (docs/sdf_study.md): every experiment of `train.ablation` trained with
 # every seed of `ablation.seeds` exactly as the ablation trains them (rule train_seeded, run folders
-# models/<experiment>-s<seed>/), then their validation accuracy against training wall time
+# models/<experiment>-s<seed>/), the experiments' step times measured round-robin in one process
+# (benchmarks/bench_study_step.py), then validation accuracy against training wall time
 # (benchmark.sdf_study). The first experiment of `train.ablation` is the baseline.
+
+STUDY = WORK / "sdf_study"
+
+
+rule study_step_times:
+    """Seconds per training step of each experiment of train.ablation, timed round-robin."""
+    input:
+        train=lambda wc: scannet_split_manifest("train"),
+        configs=[f"config/experiments/{name}.yaml" for name in train_overlay() + config["train"]["ablation"]],
+    output:
+        STUDY / "step_seconds.json",
+    log:
+        LOGS / "sdf_study" / "step_seconds.log",
+    threads: 2
+    params:
+        overlay=train_overlay(),
+        experiments=config["train"]["ablation"],
+    shell:
+        "python benchmarks/bench_study_step.py --manifest {input.train:q} --overlay {params.overlay:q}"
+        " --experiments {params.experiments:q} --threads {threads} --json {output:q} > {log:q} 2>&1"
 
 
 rule sdf_study:
     """Val near-surface accuracy vs training wall time of train.ablation × ablation.seeds."""
     input:
-        [WORK / "models" / run / "final.pt" for run in ablation_runs()],
+        runs=[WORK / "models" / run / "final.pt" for run in ablation_runs()],
+        step_seconds=rules.study_step_times.output,
     output:
-        WORK / "sdf_study" / "sdf_study.md",
-        WORK / "sdf_study" / "val_curves.png",
+        STUDY / "sdf_study.md",
+        STUDY / "val_curves.png",
     log:
-        LOGS / "sdf_study.log",
+        LOGS / "sdf_study" / "table.log",
     params:
         runs=WORK / "models",
         names=ablation_runs(),
         baseline=config["train"]["ablation"][0],
-        out=WORK / "sdf_study",
+        out=STUDY,
     shell:
         "python -m benchmark.sdf_study --runs {params.runs:q} --names {params.names:q} --baseline {params.baseline:q}"
-        " --out {params.out:q} > {log:q} 2>&1 && cat {output[0]:q}"
+        " --step-seconds {input.step_seconds:q} --out {params.out:q} > {log:q} 2>&1 && cat {output[0]:q}"

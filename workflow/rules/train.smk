@@ -4,11 +4,15 @@
 # checkpoint when rerun (--resume auto). docs/training.md.
 
 
+def train_overlay():
+    """The names of train.overlay (a name, a list or null) as a list."""
+    overlay = config["train"]["overlay"] or []
+    return [overlay] if isinstance(overlay, str) else list(overlay)
+
+
 def train_configs(experiment):
     """Experiment files of a run: the overlay(s) (train.overlay, e.g. tiny) first, then the mode file."""
-    overlay = config["train"]["overlay"] or []
-    names = [overlay] if isinstance(overlay, str) else overlay
-    return [f"config/experiments/{name}.yaml" for name in [*names, experiment]]
+    return [f"config/experiments/{name}.yaml" for name in [*train_overlay(), experiment]]
 
 
 def train_launcher():
