@@ -102,7 +102,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     budget, target = table.attrs["budget"], table.attrs["target"]
     columns = {f"val acc. at {f * budget:.0f} s [%]": pm(f"at_{int(f * 100)}") for f in FRACTIONS}
     columns.update({"final val acc. [%]": pm("final"), "best [%]": pm("best"),
-                    f"s to {target:.1f} %": pm("to_target", 0) + table.apply(
+                    f"s to {target:.1f} %": pm("to_target", 0).where(table.reached > 0, "never") + table.apply(
                         lambda r: f" ({int(r.reached)}/{int(r.seeds)})", axis=1),
                     "step [s]": pm("step_seconds", 3), "train [s]": pm("seconds", 0), "seeds": table.seeds})
     return pd.DataFrame(columns, index=table.index).reset_index().to_markdown(index=False)
@@ -122,7 +122,7 @@ def plot_curves(curves: pd.DataFrame, path: Path) -> Path:
         (line,) = ax.plot(seconds.values, by_step.accuracy.mean().values, label=str(experiment), marker=".")
         ax.fill_between(seconds.values, by_step.accuracy.min().values, by_step.accuracy.max().values,
                         color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("training wall time [s] (steps × median step time)")
+    ax.set_xlabel("training wall time [s] (steps × step time)")
     ax.set_ylabel("val near-surface accuracy [%]")
     ax.legend()
     return save_figure(fig, path)

@@ -46,7 +46,7 @@ def test_accuracy_at_budgets_time_to_target_and_spread(tmp_path: Path) -> None:
     assert table.loc["sdf", "to_target_mean"] == pytest.approx((10 + 20) / 2)
     assert table.loc["sdf", "step_seconds_mean"] == pytest.approx(1.0)
     text = (out / "sdf_study.md").read_text()
-    assert "val acc. at 20 s [%]" in text and "s to 70.0 %" in text and "(2/2)" in text
+    assert "val acc. at 20 s [%]" in text and "s to 70.0 %" in text and "(2/2)" in text and "never" not in text
     assert (out / "val_curves.png").stat().st_size > 0
 
 
@@ -73,6 +73,14 @@ def test_step_seconds_from_a_round_robin_timing_replace_each_runs_own(tmp_path: 
                  "--step-seconds", str(times)]) == 0
     table = pd.read_csv(out / "sdf_study.csv", index_col=0)
     assert table.loc["dgs", "seconds_mean"] == pytest.approx(10.0) and table.loc["dgs", "seconds_std"] == 0
+    assert "never (0/2)" not in (out / "sdf_study.md").read_text()
+    write_run(runs, "slow-s0", [0.1, 0.2], 1.0)  # never reaches the baseline's final accuracy
+    assert main(["--runs", str(runs), "--names", "dgs-s0", "dgs-s1", "slow-s0", "--baseline", "dgs", "--out",
+                 str(out), "--step-seconds", str(times)]) == 2  # no step time for "slow"
+    times.write_text(json.dumps({"dgs": 0.5, "slow": 0.5}))
+    assert main(["--runs", str(runs), "--names", "dgs-s0", "dgs-s1", "slow-s0", "--baseline", "dgs", "--out",
+                 str(out), "--step-seconds", str(times)]) == 0
+    assert "never (0/1)" in (out / "sdf_study.md").read_text()
     times.write_text(json.dumps({"sdf": 0.5}))
     assert main(["--runs", str(runs), "--names", "dgs-s0", "--baseline", "dgs", "--out", str(out),
                  "--step-seconds", str(times)]) == 2

@@ -22,7 +22,7 @@ rule study_step_times:
         experiments=config["train"]["ablation"],
     shell:
         "python benchmarks/bench_study_step.py --manifest {input.train:q} --overlay {params.overlay:q}"
-        " --experiments {params.experiments:q} --threads {threads} --json {output:q} > {log:q} 2>&1"
+        " --experiments {params.experiments:q} --steps 30 --threads {threads} --json {output:q} > {log:q} 2>&1"
 
 
 rule sdf_study:
