@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_loader.py --rounds 1
 	$(BIN)/python benchmarks/bench_infer.py --frames 1 --repeats 1 --release-frames 0
 	$(BIN)/python benchmarks/bench_evaluate.py --frames 5
+	$(BIN)/python benchmarks/bench_sphere_trace.py --sizes 256x192
 
 ## clean-data: remove what the workflow generated for config/*.yaml (work and synthetic roots,
 ## .snakemake/); a dataset kept elsewhere under data/ stays

@@ -3,6 +3,7 @@
 #   train_dgs, evaluate, report           model training, benchmark, tables
 #   ablation                              miniature gradient-mode ablation (table + loss curves)
 #   prepare_objects, objects              object-level protocol (IoU, Chamfer-L1/L2, normal consistency)
+#   sdf_study                             occupancy vs SDF, embeddings, schedules: val accuracy vs time
 #   demo                                  everything available, on the embedded synthetic default
 # Every file of the workflow (configs, schema, experiment files, scripts) is found from this file's
 # folder, so `snakemake -s /path/to/repo/Snakefile --directory /scratch/run` works from anywhere; the
@@ -31,6 +32,7 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/objects.smk"
+include: "workflow/rules/study.smk"
 
 
 rule demo:

@@ -45,7 +45,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark.figures import frame_figure
-from benchmark.predictions import UNREADABLE, MissingPrediction, UnreadablePrediction, drop_nonfinite, load_prediction
+from benchmark.predictions import (UNREADABLE, MissingPrediction, UnreadablePrediction, drop_nonfinite, load_prediction,
+                                  traced_depth)
 from benchmark.protocols import Protocol, parse_cli, resolve
 from benchmark.scoring import Reuse, evaluate_frame, failed_frame, fit_and_delineate, to_row
 from benchmark.report import f1_histogram
@@ -53,6 +54,7 @@ from pipeline.atomic import atomic_path
 from pipeline.cli import command_parser
 from pipeline.errors import InputError, check_name, run_main
 from pipeline.formats.ply import write_ply
+from pipeline.geometry.isosurface import DEPTH_SOURCES
 from pipeline.testset import EvalFrame, FrameRef, list_test_frames, read_test_frame
 
 ID_COLUMNS = ("method", "dataset", "scene_id", "frame_index", "protocol")
@@ -74,6 +76,9 @@ class Settings:
     reuse: share the ground truth's point sets and k-d trees across methods and protocols, and one
     prediction's render and point sets across protocols (:class:`benchmark.scoring.Reuse`); the
     numbers are identical either way (False only to measure or check that).
+    depth_source: one of :data:`~pipeline.geometry.isosurface.DEPTH_SOURCES`: "trace" takes the
+    sphere-traced depth a grid file holds (SDF models) instead of the mesh's render; each row's
+    ``depth_source`` column says which was used.
     """
 
     methods: dict[str, Path]
@@ -83,10 +88,14 @@ class Settings:
     seed: int = 0
     save_meshes: str = "figures"
     reuse: bool = True
+    depth_source: str = "mesh"
 
     def __post_init__(self) -> None:
         if self.save_meshes not in SAVE_MESHES:
             raise ValueError(f"benchmark.evaluate: save_meshes must be one of {SAVE_MESHES}, got {self.save_meshes!r}")
+        if self.depth_source not in DEPTH_SOURCES:
+            raise ValueError(f"benchmark.evaluate: depth_source must be one of {DEPTH_SOURCES}, "
+                             f"got {self.depth_source!r}")
 
     @property
     def rules(self) -> tuple[Protocol, ...]:
@@ -97,6 +106,12 @@ class Settings:
 def mesh_path(out: Path, method: str, ref: FrameRef) -> Path:
     """``out/meshes/<method>/<dataset>/<scene>/<frame:06d>.ply``."""
     return out / "meshes" / method / ref.dataset / ref.scene_id / f"{ref.frame_index:06d}.ply"
+
+
+def _depth(method: str, frame: EvalFrame, settings: Settings) -> np.ndarray | None:
+    """The prediction's sphere-traced depth when ``settings.depth_source`` is "trace" and its grid file
+    holds one, else None (the mesh is rendered)."""
+    return traced_depth(settings.methods[method], frame) if settings.depth_source == "trace" else None
 
 
 def score_frame(frame: EvalFrame, method: str, settings: Settings, reuse: Reuse | None = None) -> list[dict]:
@@ -110,6 +125,7 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings, reuse: Reuse 
              "frame_index": ref.frame_index, "structure": frame.structure_source, "nan_vertices": 0}
     try:
         vertices, faces, kind = load_prediction(settings.methods[method], frame)
+        depth = _depth(method, frame, settings)
     except MissingPrediction:
         return [{**ident, "prediction": "missing", **to_row(failed_frame(p, MISSING))}
                 for p in settings.rules]
@@ -128,8 +144,9 @@ def score_frame(frame: EvalFrame, method: str, settings: Settings, reuse: Reuse 
         result = evaluate_frame(
             vertices, faces, frame.gt_vertices, frame.gt_faces, frame.rendered_depth,
             intrinsics=frame.intrinsics, camera_to_world=frame.camera_to_world,
-            protocol=rule, amodal_depth=frame.amodal_depth, seed=settings.seed, reuse=reuse)
-        rows.append({**ident, "prediction": kind, **to_row(result)})
+            protocol=rule, amodal_depth=frame.amodal_depth, seed=settings.seed, reuse=reuse, pred_depth=depth)
+        rows.append({**ident, "prediction": kind, "depth_source": "mesh" if depth is None else "trace",
+                     **to_row(result)})
     return rows
 
 
@@ -232,7 +249,7 @@ def write_figures(table: pd.DataFrame, frames: Sequence[FrameRef], settings: Set
                                       frame.rendered_depth.astype(np.float64),
                                       intrinsics=frame.intrinsics,
                                       camera_to_world=frame.camera_to_world, protocol=rule,
-                                      amodal_depth=frame.amodal_depth)
+                                      amodal_depth=frame.amodal_depth, pred_depth=_depth(method, frame, settings))
             shown = verts if scope.fit_vertices is None else scope.fit_vertices
             name = f"{method}_{ref.dataset}_{ref.scene_id}_{ref.frame_index:06d}.png"
             written.append(frame_figure(
@@ -273,10 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
                         help="points sampled per mesh, replacing each sampling protocol's own (200k)")
-    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
     parser.add_argument("--save-meshes", choices=SAVE_MESHES, default=defaults["save_meshes"],
                         help="write the meshes derived from grids/depth maps as PLY under OUT/meshes: none, "
-                             "those of the figure frames, or all")
+                             "those of the figure frames, or all (default %(default)s)")
+    parser.add_argument("--depth-source", choices=DEPTH_SOURCES, default=defaults["depth_source"],
+                        help="trace: use the sphere-traced depth a grid file holds (SDF models), else render "
+                             "the mesh (default %(default)s)")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))
@@ -285,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         protocols = tuple(parse_cli(p) for p in args.protocols)
         settings = Settings({k: Path(v) for k, v in _pairs(args.method, "--method").items()},
-                            protocols, args.out, args.samples, args.seed, save_meshes=args.save_meshes)
+                            protocols, args.out, args.samples, args.seed, save_meshes=args.save_meshes,
+                            depth_source=args.depth_source)
         _check(settings)
     except ValueError as err:
         parser.error(str(err))

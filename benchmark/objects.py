@@ -6,7 +6,7 @@ Per test model of a prepared object manifest and per method (a folder of grids w
 - **IoU** over the model's stored uniform points of the cube (``objects.prepare.uniform_points``, 100k
   by default, as Occupancy Networks' ``points.npz``), ground truth from the watertight mesh (their
   stored labels), prediction = the grid's occupancy interpolated trilinearly at each point ≥ 0.5
-  (the marching-cubes surface of :mod:`benchmark.extract` bounds the same set up to its per-edge
+  (the marching-cubes surface of :mod:`pipeline.geometry.isosurface` bounds the same set up to its per-edge
   linear interpolation). Points beyond the outer cell centres take the nearest cell's value.
 - **Chamfer-L1/L2, normal consistency**: ``samples`` area-weighted points with face normals on the
   predicted mesh (marching cubes at 0.5, seed 1) and on the ground-truth mesh (seed 0), scored by
@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.ndimage import map_coordinates
 from tqdm import tqdm
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from benchmark.volumetric import (
     OBJECT_KEYS,
     oriented_samples,

@@ -3,9 +3,12 @@
 A method folder holds ``<dataset>/<scene_id>/<frame_index:06d>.<ext>`` per test frame, in exactly
 one of these forms (docs/benchmark.md):
 
-- ``.npz`` — an occupancy grid written by ``dgs_core.infer``: ``occupancy`` (X, Y, Z) in [0, 1]
-  (1 = occupied, SPEC §1; axis 0 = camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0),
-  ``cell`` (3,) metres; meshed by marching cubes at 0.5 (:func:`benchmark.extract.extract_mesh`).
+- ``.npz`` — a field grid written by ``dgs_core.infer``: ``field`` ("occupancy" or "sdf"; absent =
+  occupancy), ``level`` (absent = the field's default, 0.5 or 0), the values under the field's name
+  (X, Y, Z; ``occupancy`` in [0, 1], 1 = occupied, or ``sdf`` in metres, > 0 free; SPEC §1; axis 0 =
+  camera x), ``origin`` (3,) metres = centre of cell (0, 0, 0), ``cell`` (3,) metres; meshed by
+  marching cubes at the level (:func:`pipeline.geometry.isosurface.extract_mesh`). An SDF grid
+  may also hold ``trace_depth`` (H, W), the sphere-traced z-depth (:func:`traced_depth`).
 - ``.ply`` — a triangle mesh, camera frame (OpenCV), metres.
 - ``.npy`` — (H, W) float z-depth in metres at the virtual camera (0 / NaN = no prediction), or
 - ``.png`` — the same as a 16-bit PNG in millimetres (0 = none); both meshed by
@@ -17,7 +20,8 @@ Prediction files are untrusted input: ``.npy``/``.npz`` are loaded with ``allow_
 file that exists but cannot be read as its kind (random bytes, a pickled object, a corrupt PLY, a
 wrong shape) raises :class:`UnreadablePrediction` naming the file, which the evaluate stage scores
 as a NaN row with reason ``unreadable_prediction`` while the run goes on. Non-finite vertices of a
-mesh are dropped with their faces and counted (:func:`drop_nonfinite`).
+mesh are dropped with their faces and counted (:func:`drop_nonfinite`). Sub-folders other than
+``<dataset>`` (e.g. ``colored_meshes/`` of a colour model) are not predictions.
 """
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.depth_mesh import mesh_from_depth
-from benchmark.extract import extract_mesh
 from pipeline.errors import InputError, UserError
+from pipeline.geometry.isosurface import FIELDS, extract_mesh
 from pipeline.formats.images import decode_png16
 from pipeline.formats.ply import read_ply
 from pipeline.testset import EvalFrame
@@ -136,18 +140,56 @@ def _depth_mesh(path: Path, frame: EvalFrame) -> tuple[np.ndarray, np.ndarray]:
     return compact(*mesh_from_depth(depth, fx, fy, cx, cy))
 
 
-def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_grid(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, float]:
+    """A grid file's values (X, Y, Z) float32, origin (3,), cell (3,) float64 metres, field and level
+    (module docstring). Raises UnreadablePrediction naming the file when it is not such a grid."""
     with np.load(path, allow_pickle=False) as data:
-        missing = [k for k in ("occupancy", "origin", "cell") if k not in data.files]
+        field = str(data["field"]) if "field" in data.files else "occupancy"
+        if field not in FIELDS:
+            raise UnreadablePrediction(f"{path}: field {field!r} is unknown; expected one of {list(FIELDS)}.")
+        missing = [k for k in (field, "origin", "cell") if k not in data.files]
         if missing:
-            raise UnreadablePrediction(f"{path}: occupancy grid lacks {missing} (found {data.files}); "
-                                       f"expected occupancy (X, Y, Z), origin (3,), cell (3,).")
-        occupancy = _numeric(path, "occupancy", data["occupancy"], 3).astype(np.float32)
-        origin, cell = (_numeric(path, k, data[k], 1) for k in ("origin", "cell"))
+            raise UnreadablePrediction(f"{path}: {field} grid lacks {missing} (found {data.files}); "
+                                       f"expected {field} (X, Y, Z), origin (3,), cell (3,).")
+        values = _numeric(path, field, data[field], 3).astype(np.float32)
+        level = float(data["level"]) if "level" in data.files else FIELDS[field]
+        origin, cell = (_numeric(path, k, data[k], 1).astype(np.float64) for k in ("origin", "cell"))
     if origin.shape != (3,) or cell.shape != (3,) or not (np.isfinite(origin).all() and np.isfinite(cell).all()):
         raise UnreadablePrediction(f"{path}: origin and cell must be 3 finite numbers each, found "
                                    f"{origin.tolist()} and {cell.tolist()}.")
-    return extract_mesh(occupancy, origin, cell, level=0.5)
+    if not np.isfinite(level):
+        raise UnreadablePrediction(f"{path}: level must be a finite number, found {level}.")
+    return values, origin, cell, field, level
+
+
+def traced_depth(method_dir: str | os.PathLike, frame: EvalFrame) -> np.ndarray | None:
+    """The sphere-traced (H, W) z-depth in metres (NaN = miss) stored in the frame's grid file, or
+    None when the prediction is not a grid or holds none (then the mesh's depth is rendered).
+
+    Raises MissingPrediction (no file) or UnreadablePrediction (names the file) like
+    :func:`load_prediction`."""
+    ref = frame.ref
+    path = find_prediction(method_dir, ref.dataset, ref.scene_id, ref.frame_index)
+    if KINDS[path.suffix] != "grid":
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "trace_depth" not in data.files:
+                return None
+            depth = _numeric(path, "trace_depth", data["trace_depth"], 2).astype(np.float64)
+    except UnreadablePrediction:
+        raise
+    except _READ_ERRORS as exc:
+        raise UnreadablePrediction(f"{path}: not a readable grid prediction ({type(exc).__name__}: {exc}).") from exc
+    if depth.shape != frame.image_size:
+        raise UnreadablePrediction(f"{path}: trace_depth has shape {depth.shape}, the frame's virtual camera is "
+                                   f"{frame.image_size} (H, W); predict it again at the test resolution.")
+    return depth
+
+
+def _grid_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    values, origin, cell, field, level = read_grid(path)
+    return extract_mesh(values, origin, cell, level=level, field=field)
 
 
 def drop_nonfinite(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -92,15 +92,22 @@ class Scope:
 def fit_and_delineate(pred_v: np.ndarray, pred_f: np.ndarray, gt_v: np.ndarray, gt_f: np.ndarray,
                       gt_depth: np.ndarray, *, intrinsics: np.ndarray, camera_to_world: np.ndarray,
                       protocol: str | Protocol = "dgs-release",
-                      amodal_depth: np.ndarray | None = None, reuse: Reuse | None = None) -> Scope:
+                      amodal_depth: np.ndarray | None = None, reuse: Reuse | None = None,
+                      pred_depth: np.ndarray | None = None) -> Scope:
     """Fit and delineate one prediction in the protocol's order (SPEC §5.4, §5.5); arguments as in
     :func:`evaluate_frame` (arrays already float64 (V, 3) / int64 (F, 3), camera frame, metres)."""
     rule = resolve(protocol)
     height, width = gt_depth.shape
+
+    def depth_of(faces: np.ndarray, key) -> np.ndarray:
+        if pred_depth is not None:
+            return np.asarray(pred_depth, dtype=np.float64)
+        return _render(pred_v, faces, intrinsics, (height, width), key, reuse)
+
     t = np.asarray(camera_to_world, dtype=np.float64)
     used = gt_v[np.unique(gt_f)] if len(gt_f) else np.zeros((0, 3))
     if len(used) == 0:  # no ground truth, no box: nothing is in scope
-        depth = _render(pred_v, pred_f, intrinsics, (height, width), "all", reuse)
+        depth = depth_of(pred_f, "all")
         a, b, reason = fit_scale_shift(depth, gt_depth)
         return Scope(depth, a, b, reason, apply_scale_shift(pred_v, a, b) if not reason else None,
                      np.zeros(len(pred_f), dtype=bool), gt_f)
@@ -108,7 +115,7 @@ def fit_and_delineate(pred_v: np.ndarray, pred_f: np.ndarray, gt_v: np.ndarray, 
     kw = dict(intrinsics=intrinsics, width=width, height=height, camera_to_world=t, protocol=rule,
               amodal_depth=amodal_depth, gt_box_min=world.min(axis=0), gt_box_max=world.max(axis=0))
     if rule.order == "fit_first":  # fit the whole raw mesh, delineate raw and fitted, keep the union
-        depth = _render(pred_v, pred_f, intrinsics, (height, width), "all", reuse)
+        depth = depth_of(pred_f, "all")
         a, b, reason = fit_scale_shift(depth, gt_depth)
         fit_v = apply_scale_shift(pred_v, a, b) if not reason else None
         keep = delineate(pred_v, pred_f, **kw)
@@ -116,7 +123,7 @@ def fit_and_delineate(pred_v: np.ndarray, pred_f: np.ndarray, gt_v: np.ndarray, 
             keep |= delineate(fit_v, pred_f, **kw)
     else:  # delineate the raw mesh, then fit what is kept
         keep = delineate(pred_v, pred_f, **kw)
-        depth = _render(pred_v, pred_f[keep], intrinsics, (height, width), _digest(keep), reuse)
+        depth = depth_of(pred_f[keep], _digest(keep))
         a, b, reason = fit_scale_shift(depth, gt_depth)
         fit_v = apply_scale_shift(pred_v, a, b) if not reason else None
     if rule.gt_scope != "none":
@@ -167,7 +174,8 @@ def _pred_points(vertices: np.ndarray, faces: np.ndarray, rule: Protocol, seed: 
 def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertices: np.ndarray,
                    gt_faces: np.ndarray, gt_depth: np.ndarray, *, intrinsics: np.ndarray,
                    camera_to_world: np.ndarray, protocol: str | Protocol = "dgs-release",
-                   amodal_depth: np.ndarray | None = None, seed: int = 0, reuse: Reuse | None = None) -> dict:
+                   amodal_depth: np.ndarray | None = None, seed: int = 0, reuse: Reuse | None = None,
+                   pred_depth: np.ndarray | None = None) -> dict:
     """Score one predicted mesh against the ground truth, raw ("metric") and depth-fitted ("fit").
 
     Args:
@@ -182,6 +190,10 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
             cut at the amodal depth need ``amodal_depth`` (H, W) metres.
         seed: surface samples use ``seed`` for the GT and ``seed + 1`` for the prediction.
         reuse: a :class:`Reuse` shared by the methods and protocols of this frame (same numbers).
+        pred_depth: the prediction's (H, W) z-depth, metres, NaN = none, when it comes from elsewhere
+            than its mesh (a sphere-traced SDF, SPEC §5.14): the fit and the depth metrics use it in
+            place of the mesh's render (whole field, also under a delineate-first protocol); None
+            renders the mesh.
     Returns:
         {"protocol", "protocol_hash", "missing", "fit_a", "fit_b", "fit_reason", "faces_total",
          "faces_kept", "metric": {mesh metrics, reason, depth_* metrics, depth_reason},
@@ -196,7 +208,7 @@ def evaluate_frame(pred_vertices: np.ndarray, pred_faces: np.ndarray, gt_vertice
     pred_f = np.asarray(pred_faces, dtype=np.int64).reshape(-1, 3)
     scope = fit_and_delineate(pred_v, pred_f, gt_v, gt_f, gt_depth, intrinsics=intrinsics,
                               camera_to_world=camera_to_world, protocol=rule, amodal_depth=amodal_depth,
-                              reuse=reuse)
+                              reuse=reuse, pred_depth=pred_depth)
     a, b, fit_reason, keep = scope.fit_a, scope.fit_b, scope.fit_reason, scope.keep
     gt_pts, gt_index = _gt_points(gt_v, scope.gt_faces, rule, seed, reuse)
     clamp = rule.distance_clamp if rule.clamp_distances else None

@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command("benchmark.report:main", "tables and histograms from per-frame metrics"),
     "ablation": Command("benchmark.ablation:main", "the ablation table and loss curves"),
     "curves": Command("benchmark.ablation:curves_main", "training-loss curves of run folders (PNG)"),
+    "sdf-study": Command("benchmark.sdf_study:main", "the miniature SDF study: val accuracy vs training wall time"),
     "inspect": Command("benchmark.inspector:main", "look at a shard's frame or a prediction: PNG panel + PLY"),
     "synth-objects": Command("pipeline.synthetic.objects:main", "generate synthetic objects in the ShapeNetCore v2 layout"),
     "prepare-objects": Command("pipeline.prepare_objects:main", "object occupancy samples and views into object shards"),

@@ -12,7 +12,7 @@
 3. The model encodes the image once; its depth head (metres) bounds the grid: the frustum between
    the near plane and ``far = percentile_95(depth) · (1 + 0.1)``, as a camera-frame box.
 4. The occupancy on the 128³ grid of that box (:func:`dgs_core.infer.query_grid`), marching cubes at
-   0.5 (:func:`benchmark.extract.extract_mesh`), vertex colours read from the photo.
+   0.5 (:func:`pipeline.geometry.isosurface.extract_mesh`), vertex colours read from the photo.
 
 Outputs in ``--out`` (default ``<photo folder>/<photo stem>_dgs/``), all written atomically:
 ``mesh.ply`` (camera frame, OpenCV axes, metres; uchar red/green/blue), ``depth.png`` (16-bit,
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from benchmark.figures import photo_figure
 from dgs_core.camera import normalised_intrinsics
 from dgs_core.checkpoint import load_model

@@ -15,14 +15,14 @@ For ``log.images`` evenly spaced val frames (read once, on the first call) it ad
 
 The occupancy is predicted on a ``log.image_grid``³ grid (:func:`dgs_core.infer.predict_grid`)
 over the box of the frame's valid near-surface points, and meshed at o = 0.5 by
-:func:`benchmark.extract.extract_mesh`, as the evaluation does at 128³.
+:func:`pipeline.geometry.isosurface.extract_mesh`, as the evaluation does at 128³.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from benchmark.figures import orbit_eye, render_flags, view_rays
 from benchmark.render import render_depth
 from dgs_core.camera import normalised_intrinsics

@@ -5,7 +5,10 @@ frame's row on demand: only that row's chunks are decompressed, and shard files 
 the process that reads them, so DataLoader workers never share an HDF5 handle. Per item it draws the
 configured numbers of near-surface and non-surface points from the frame's valid points with a
 random stream derived from ``(seed, epoch, index)``: an item is the same whichever worker reads it
-and whenever, which is what makes resumed training reproduce the uninterrupted run.
+and whenever, which is what makes resumed training reproduce the uninterrupted run. Runs that need
+the on-surface samples (the SDF loss, a colour head) also get ``surface_points`` of them and the
+near-surface offsets; these come from shards of schema version ``pipeline.shards.SURFACE_SAMPLES``
+on, drawn after every other random number of the item, so an occupancy run's items are unchanged.
 
 Conventions (SPEC §1): points are camera frame (OpenCV), metres; labels 1 = inward/occupied;
 intrinsics are handed to the model normalised (``dgs_core.camera``); images stay uint8 until
@@ -30,6 +33,8 @@ from pipeline.shards import ShardLayout, ShardReader
 
 _FIELDS = ("image", "depth", "intrinsics", "near_surface_points", "near_surface_labels", "non_surface_points")
 _MASKS = ("near_surface_valid", "non_surface_valid")
+SURFACE_FIELDS = ("near_surface_offsets", "surface_points", "surface_normals", "surface_colors", "surface_colored")
+"""The shard fields a run with on-surface samples reads (schema version ``SURFACE_SAMPLES`` on)."""
 
 
 
@@ -39,13 +44,14 @@ class DataConfig:
 
     near_points: int = 2048   # near-surface points per frame, drawn from its valid ones
     non_points: int = 512     # non-surface points per frame
+    surface_points: int = 512  # on-surface samples per frame (SDF and colour losses only)
     augment: bool = False     # True: mirror image, depth and points left↔right with probability 1/2
     workers: int = 2          # DataLoader worker processes
 
     def __post_init__(self) -> None:
-        if self.near_points < 1 or self.non_points < 1 or self.workers < 0:
-            raise ValueError(f"DataConfig: near_points and non_points must be ≥ 1 and workers ≥ 0, found "
-                             f"{self.near_points}, {self.non_points}, {self.workers}")
+        if self.near_points < 1 or self.non_points < 1 or self.surface_points < 1 or self.workers < 0:
+            raise ValueError(f"DataConfig: near_points, non_points and surface_points must be ≥ 1 and workers ≥ 0, "
+                             f"found {self.near_points}, {self.non_points}, {self.surface_points}, {self.workers}")
 
 
 @dataclass
@@ -54,8 +60,11 @@ class Batch:
 
     images (B, 3, H, W); intrinsics (B, 4) normalised; near_points (B, N, 3) with near_labels (B, N)
     in {0, 1} (1 = inward/occupied); far_points (B, M, 3) non-surface points; depth (B, H, W) metric
-    depth target with NaN holes or None; surface_points (B, S, 3) and surface_normals (B, S, 3, outward)
-    for the SDF loss only.
+    depth target with NaN holes or None. With on-surface samples (SDF loss, colour head):
+    near_offsets (B, N) the signed offset d of each near-surface point along its camera-facing normal
+    (≥ 0 free); surface_points (B, S, 3); surface_normals (B, S, 3) unit, toward the camera (= toward
+    free space, the SDF's gradient direction); surface_colors (B, S, 3) RGB in [0, 1], NaN for frames
+    whose mesh has no colours.
     """
 
     images: torch.Tensor
@@ -66,6 +75,8 @@ class Batch:
     depth: torch.Tensor | None = None
     surface_points: torch.Tensor | None = None
     surface_normals: torch.Tensor | None = None
+    near_offsets: torch.Tensor | None = None
+    surface_colors: torch.Tensor | None = None
 
 
 def _draw(rng: np.random.Generator, valid: np.ndarray, n: int) -> np.ndarray:
@@ -83,13 +94,15 @@ class ShardDataset(Dataset):
         seed: base of every item's random stream.
         expect: layout the caller relies on, e.g. ``{"width": 256, "height": 192}``; a shard with
             another layout raises a ValueError naming it.
+        surface: why on-surface samples are needed (e.g. ``"loss.kind=sdf"``), or None (not read). A
+            shard without them raises a ``pipeline.shards.SchemaError`` naming it and the fix.
     Raises:
         FileNotFoundError naming the manifest and the first missing shard; ValueError when the
         manifest has no usable frame.
     """
 
     def __init__(self, manifest: str | os.PathLike, config: DataConfig | None = None, *, seed: int = 0,
-                 expect: dict[str, int] | None = None) -> None:
+                 expect: dict[str, int] | None = None, surface: str | None = None) -> None:
         self.manifest = Path(manifest)
         self.config = config or DataConfig()
         self.seed, self.epoch = int(seed), 0
@@ -109,6 +122,7 @@ class ShardDataset(Dataset):
         self._row = self.frames.row.to_numpy(np.int64)
         self._valid_counts = self.frames[["n_valid_near", "n_valid_non"]].to_numpy(np.int64)
         self._expect = dict(expect or {})
+        self.surface = surface
         self._readers: dict[int, ShardReader] = {}
         self._layouts: dict[int, ShardLayout] = {}
         layout = self._reader(0).layout
@@ -134,6 +148,11 @@ class ShardDataset(Dataset):
                 if getattr(layout, key) != want:
                     raise ValueError(f"shard {reader.path}: {key} is {getattr(layout, key)}, expected {want} "
                                      f"(all shards of a run must share one virtual camera); re-prepare it")
+            if self.surface:
+                reader.require(SURFACE_FIELDS, self.surface)
+                if layout.n_surface == 0:
+                    raise ValueError(f"shard {reader.path}: {self.surface} needs on-surface samples, it was "
+                                     f"prepared with prepare.surface_points: 0; re-prepare it with a positive count")
             self._readers[shard], self._layouts[shard] = reader, layout
         return reader
 
@@ -154,9 +173,11 @@ class ShardDataset(Dataset):
         """Item ``i``: image (3, H, W) uint8 (made the model's input by :func:`to_device`, after the
         transfer from a worker, which moves a quarter of the bytes that way); intrinsics (4,) normalised; near_points (N, 3) and
         near_labels (N,) float {0, 1}; far_points (M, 3); depth (H, W) sensor metres, NaN holes;
-        index () int64."""
+        index () int64; with ``surface``: near_offsets (N,), surface_points and surface_normals
+        (S, 3), surface_colors (S, 3) in [0, 1] or NaN (see :class:`Batch`)."""
         reader, row = self._reader(int(self._shard[i])), int(self._row[i])
-        f = reader.read(row, _FIELDS + self._padded_masks(i, self._layouts[int(self._shard[i])]))
+        extra = SURFACE_FIELDS if self.surface else ()
+        f = reader.read(row, _FIELDS + extra + self._padded_masks(i, self._layouts[int(self._shard[i])]))
         for mask, points in zip(_MASKS, ("near_surface_points", "non_surface_points")):
             f.setdefault(mask, np.ones(len(f[points]), dtype=bool))
         rng = np.random.default_rng([self.seed, self.epoch, int(i)])
@@ -170,12 +191,14 @@ class ShardDataset(Dataset):
         points, labels = f["near_surface_points"][near], f["near_surface_labels"][near]
         far_points = f["non_surface_points"][far]
         fx, fy, cx, cy = (float(v) for v in f["intrinsics"])
-        if cfg.augment and rng.random() < 0.5:  # mirror: x → −x, cx → W − cx (pixel-edge convention)
+        mirror = cfg.augment and rng.random() < 0.5
+        if mirror:  # mirror: x → −x, cx → W − cx (pixel-edge convention)
             image, depth = image[:, :, ::-1], depth[:, ::-1]
             points, far_points = points * [-1, 1, 1], far_points * [-1, 1, 1]
             cx = self.width - cx
         k = normalised_intrinsics(fx, fy, cx, cy, self.width, self.height)
-        return {
+        extra = self._surface_item(f, rng, near, mirror) if self.surface else {}
+        return {**extra,
             "image": torch.from_numpy(np.ascontiguousarray(image)),
             "intrinsics": torch.tensor(k, dtype=torch.float32),
             "near_points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
@@ -186,12 +209,29 @@ class ShardDataset(Dataset):
         }
 
 
+    def _surface_item(self, f: dict, rng: np.random.Generator, near: np.ndarray, mirror: bool
+                      ) -> dict[str, torch.Tensor]:
+        """The on-surface part of an item: ``surface_points`` samples drawn from the frame's S (after
+        every other draw of the item) and the drawn near-surface points' offsets."""
+        n = len(f["surface_points"])
+        pick = rng.choice(n, self.config.surface_points, replace=n < self.config.surface_points)
+        flip = np.array([-1.0, 1.0, 1.0]) if mirror else np.ones(3)
+        colors = f["surface_colors"][pick].astype(np.float32) / 255.0
+        if not f["surface_colored"]:
+            colors[:] = np.nan
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+        return {"near_offsets": as_tensor(f["near_surface_offsets"][near]),
+                "surface_points": as_tensor(f["surface_points"][pick] * flip),
+                "surface_normals": as_tensor(f["surface_normals"][pick] * flip), "surface_colors": as_tensor(colors)}
+
+
 def collate(items: list[dict[str, torch.Tensor]]) -> Batch:
     """Stack items into a :class:`Batch` with **uint8** images (the ``index`` entries
     are dropped); :func:`to_device` turns it into the loss's input."""
     stack = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "index"}
     return Batch(images=stack["image"], intrinsics=stack["intrinsics"], near_points=stack["near_points"],
-                 near_labels=stack["near_labels"], far_points=stack["far_points"], depth=stack["depth"])
+                 near_labels=stack["near_labels"], far_points=stack["far_points"], depth=stack["depth"],
+                 **{k: stack.get(k) for k in ("near_offsets", "surface_points", "surface_normals", "surface_colors")})
 
 
 def to_device(batch: Batch, device: torch.device | str, input_norm: str) -> Batch:

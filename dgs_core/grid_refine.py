@@ -85,13 +85,13 @@ def _containing(coarse: np.ndarray, fine: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def refine(evaluate: Evaluate, inside: np.ndarray, *, stride: int | None = None, level: float = 0.5,
-           band: float = 0.25, margin: int = 1, verify: int = 2048, seed: int = 0
+           band: float = 0.25, margin: int = 1, verify: int = 2048, seed: int = 0, free: float = 0.0
            ) -> tuple[np.ndarray, RefineStats]:
     """The field on the full grid, evaluated coarse to fine.
 
     Args:
         evaluate: the field at grid indices (see :data:`Evaluate`); called only for ``inside`` points.
-        inside: (R, R, R) bool, points that may be queried (the frustum); the rest are 0 (free).
+        inside: (R, R, R) bool, points that may be queried (the frustum); the rest are ``free``.
         stride: spacing of the first lattice in grid cells (a power of two; 1 = dense); by
             default :func:`start_stride` of the grid's resolution.
         level: the iso-level marching cubes extracts (0.5 for occupancy).
@@ -102,6 +102,9 @@ def refine(evaluate: Evaluate, inside: np.ndarray, *, stride: int | None = None,
         margin: cells of dilation around every uncertain cell.
         verify: filled in-frustum points re-evaluated to count sign mismatches (0 = none).
         seed: seed of the verification choice.
+        free: the value of points never queried (0 for occupancy; a positive distance for an SDF,
+            whose level is 0 and whose band is a distance: the coarse cell's diagonal makes the
+            test exact for a true distance field).
     Returns:
         values (R, R, R) float32 and the :class:`RefineStats`.
     """
@@ -111,7 +114,7 @@ def refine(evaluate: Evaluate, inside: np.ndarray, *, stride: int | None = None,
     stride = start_stride(r) if stride is None else stride
     if stride < 1 or stride & (stride - 1):
         raise ValueError(f"dgs_core.grid_refine.refine: stride must be a power of two, got {stride}")
-    values = np.zeros(inside.shape, dtype=np.float32)
+    values = np.full(inside.shape, free, dtype=np.float32)
     known = ~inside  # outside the frustum the field is free by definition (never queried)
     filled = np.zeros(inside.shape, dtype=bool)
     stats = RefineStats(dense=int(inside.sum()))

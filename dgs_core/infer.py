@@ -7,14 +7,19 @@ visible mesh, split into ``resolution`` cells per axis that tile the box exactly
     origin = box_min + cell / 2                     (the centre of cell (0, 0, 0))
     occupancy[i, j, k] = o(origin + (i, j, k) · cell)    axis 0 = camera x, 1 = y, 2 = z
 
-which is the convention of :func:`benchmark.extract.extract_mesh` (value at the cell centre, vertex
+which is the convention of :func:`pipeline.geometry.isosurface.extract_mesh` (value at the cell centre, vertex
 = origin + fractional index · cell, no half-cell offset). Cells whose centre is outside the frustum
 (``|u| > 1`` or ``|v| > 1`` or ``z ≤ z_near``) are free (0) and are never sent to the network.
-Occupancy follows SPEC §1: 1 = occupied, 0 = free.
+Occupancy follows SPEC §1: 1 = occupied, 0 = free. A model trained with ``loss.kind: sdf`` gives an
+``sdf`` grid instead (metres, > 0 free, cells outside the frustum 1 m: free), meshed at level 0.
 
 Output of :func:`predict_manifest` (docs/inference.md): ``<out>/<dataset>/<scene_id>/<frame:06d>.npz``
-with ``occupancy`` (X, Y, Z) float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera
-frame, metres), ``<out>/method.json`` and a ``<out>/<dataset>/done`` marker once every frame is there.
+with ``field`` ("occupancy" | "sdf"), ``level`` (0.5 | 0), the values under the field's name (X, Y, Z)
+float16, ``origin`` (3,) float64 and ``cell`` (3,) float64 (camera frame, metres), for an SDF model
+predicted with ``depth_source="trace"`` also ``trace_depth`` (H, W) float32 (sphere-traced z-depth,
+NaN = miss, :mod:`dgs_core.sphere_trace`) and ``trace_queries``; ``<out>/method.json``, a
+``<out>/<dataset>/done`` marker once every frame is there, and for a model with a colour head the
+vertex-coloured meshes ``<out>/colored_meshes/...`` (:mod:`dgs_core.color`).
 
     python -m dgs_core.infer --checkpoint C --manifest M --root DATASET_ROOT --out DIR
 """
@@ -33,16 +38,19 @@ import torch
 from tqdm import tqdm
 
 from dgs_core.camera import normalised_intrinsics
-from dgs_core.grid_refine import RefineStats, refine
+from dgs_core.color import colored_mesh_path, vertex_colors, write_colored_mesh
+from dgs_core.grid_refine import RefineStats, refine, start_stride
 from dgs_core.model import EncoderOutput
 from dgs_core.model.inputs import image_to_tensor
+from dgs_core.sphere_trace import TraceConfig, trace
 from pipeline.atomic import atomic_open, write_text_atomic
 from pipeline.cli import command_parser
 from pipeline.errors import InputError, run_main
+from pipeline.geometry.isosurface import DEPTH_SOURCES, FIELDS, FREE, extract_mesh
 from pipeline.manifest import read_manifest
 from pipeline.prepare_config import PrepareConfig
 from pipeline.shards import ShardReader
-from pipeline.testset import list_test_frames, read_test_frame
+from pipeline.testset import EvalFrame, list_test_frames, read_test_frame
 
 RESOLUTION = 128
 """Cells per axis of the evaluation grid (SPEC §5)."""
@@ -99,6 +107,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def model_field(config: dict) -> str:
+    """The field a checkpoint's network predicts, from its stored experiment config: ``"sdf"`` for
+    ``loss.kind: sdf``, else ``"occupancy"``."""
+    return "sdf" if (config.get("loss") or {}).get("kind") == "sdf" else "occupancy"
+
+
 def encode_image(net: torch.nn.Module, image: np.ndarray, intrinsics: Sequence[float] | None = None, *,
                  device: str | torch.device = "cpu", amp: bool = False) -> EncoderOutput:
     """The net's encoding (maps and depth, :class:`~dgs_core.model.EncoderOutput`) of one image.
@@ -121,18 +135,21 @@ def _autocast(amp: bool, device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else contextlib.nullcontext()
 
 
-def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: Sequence[float], box_min: np.ndarray,
+def query_grid(net: torch.nn.Module, features: list, intrinsics: Sequence[float], box_min: np.ndarray,
                box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
                grid: str = DEFAULT_GRID, stats: RefineStats | None = None,
-               grid_to_camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Occupancy on the grid tiling ``[box_min, box_max]`` from already encoded feature maps.
+               grid_to_camera: np.ndarray | None = None, field: str = "occupancy"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The field on the grid tiling ``[box_min, box_max]`` from an already encoded image.
 
-    ``intrinsics``: normalised ``(a_u, a_v, c_u, c_v)`` of the encoded image. Other arguments and
-    the result as :func:`predict_grid`.
+    ``features``: ``encode_image(...).features``; ``intrinsics``: normalised ``(a_u, a_v, c_u, c_v)``
+    of the encoded image. Other arguments and the result as :func:`predict_grid`.
     """
     if grid not in GRIDS:
         raise ValueError(f"dgs_core.infer: grid must be one of {GRIDS}, found {grid!r}")
+    if field not in FIELDS:
+        raise ValueError(f"dgs_core.infer: field must be one of {list(FIELDS)}, found {field!r}")
     origin, cell = grid_geometry(box_min, box_max, resolution)
     if grid_to_camera is None:
         inside, to_camera = frustum_mask(origin, cell, resolution, intrinsics, z_near), np.eye(4)
@@ -141,35 +158,40 @@ def query_grid(net: torch.nn.Module, features: list[torch.Tensor], intrinsics: S
     device = resolve_device(device)
     k = torch.tensor([list(intrinsics)], dtype=torch.float32, device=device)
 
-    def occupancy_at(ijk: np.ndarray) -> np.ndarray:
-        """(N,) float32 occupancy at grid indices (N, 3), in network calls of batch_points."""
+    def field_at(ijk: np.ndarray) -> np.ndarray:
+        """(N,) float32 field values at grid indices (N, 3), in network calls of batch_points."""
         out = np.empty(len(ijk), dtype=np.float32)
         with torch.inference_mode(), _autocast(amp, device):
             for start in range(0, len(ijk), batch_points):
                 part = ijk[start:start + batch_points]
                 xyz = (origin + part * cell) @ to_camera[:3, :3].T + to_camera[:3, 3]
                 points = torch.from_numpy(xyz.astype(np.float32))[None].to(device)
-                out[start:start + len(part)] = torch.sigmoid(net.query(features, points, k).float())[0].cpu().numpy()
+                logits = net.query(features, points, k).float()
+                value = torch.sigmoid(logits) if field == "occupancy" else logits
+                out[start:start + len(part)] = value[0].cpu().numpy()
         return out
 
     if grid == "coarse_to_fine":
-        occupancy, found = refine(occupancy_at, inside)
+        # an SDF's band is a distance: the coarse cell's diagonal (exact for a true distance field)
+        band = 0.25 if field == "occupancy" else start_stride(resolution) * float(np.linalg.norm(cell))
+        values, found = refine(field_at, inside, level=FIELDS[field], band=band, free=FREE[field])
     else:
-        occupancy = np.zeros(inside.shape, dtype=np.float32)
+        values = np.full(inside.shape, FREE[field], dtype=np.float32)
         ijk = np.argwhere(inside)
-        occupancy[inside] = occupancy_at(ijk)
+        values[inside] = field_at(ijk)
         found = RefineStats(queries=len(ijk), dense=len(ijk))
     if stats is not None:
         stats.__dict__.update(found.__dict__)
-    return occupancy, origin, cell
+    return values, origin, cell
 
 
 def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndarray, box_min: np.ndarray,
                  box_max: np.ndarray, resolution: int = RESOLUTION, *, batch_points: int = BATCH_POINTS,
                  device: str | torch.device = "cpu", amp: bool = False, z_near: float = Z_NEAR,
                  grid: str = DEFAULT_GRID, stats: RefineStats | None = None,
-                 grid_to_camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Occupancy of one frame on the evaluation grid (module docstring for the convention).
+                 grid_to_camera: np.ndarray | None = None, field: str = "occupancy"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The field of one frame on the evaluation grid (module docstring for the convention).
 
     Args:
         net: a DGSNet (anything with ``config.input_norm``, ``encode(images, intrinsics).features``
@@ -187,15 +209,17 @@ def predict_grid(net: torch.nn.Module, image: np.ndarray, intrinsics_px: np.ndar
         stats: if given, filled with the query counts (and, coarse to fine, the verification).
         grid_to_camera: (4, 4) rigid map from the frame of ``box_min``/``box_max`` to the camera (the
             object protocol's normalised cube); every cell is then queried (no frustum mask).
+        field: "occupancy" (sigmoid of the output) or "sdf" (the raw output, metres; :func:`model_field`).
     Returns:
-        occupancy (X, Y, Z) float32 in [0, 1] (0 outside the frustum), origin (3,) float64 and
-        cell (3,) float64, in the box's frame (the camera frame unless ``grid_to_camera``), metres.
+        values (X, Y, Z) float32 (occupancy in [0, 1], 0 outside the frustum; or the SDF, 1 m
+        outside), origin (3,) float64 and cell (3,) float64, in the box's frame (the camera frame
+        unless ``grid_to_camera``), metres.
     """
     height, width = np.asarray(image).shape[1:]
     norm = normalised_intrinsics(*(float(t) for t in np.asarray(intrinsics_px).reshape(4)), width, height)
     features = encode_image(net, image, norm, device=device, amp=amp).features  # checks the image
     return query_grid(net, features, norm, box_min, box_max, resolution, batch_points=batch_points, device=device,
-                      amp=amp, z_near=z_near, grid=grid, stats=stats, grid_to_camera=grid_to_camera)
+                      amp=amp, z_near=z_near, grid=grid, stats=stats, grid_to_camera=grid_to_camera, field=field)
 
 
 def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_index: int) -> Path:
@@ -203,20 +227,58 @@ def frame_path(out_dir: str | os.PathLike, dataset: str, scene_id: str, frame_in
     return Path(out_dir) / dataset / scene_id / f"{int(frame_index):06d}.npz"
 
 
-def write_grid(path: Path, occupancy: np.ndarray, origin: np.ndarray, cell: np.ndarray,
-               stats: RefineStats | None = None) -> Path:
-    """Write one frame's grid atomically (:mod:`pipeline.atomic`); occupancy stored as float16.
+def write_grid(path: Path, values: np.ndarray, origin: np.ndarray, cell: np.ndarray,
+               stats: RefineStats | None = None, field: str = "occupancy", extra: dict | None = None) -> Path:
+    """Write one frame's grid atomically (:mod:`pipeline.atomic`): the values as float16 under the
+    field's name, ``field`` and its ``level`` (:data:`pipeline.geometry.isosurface.FIELDS`).
 
     With ``stats`` the file also holds its query counts (``queries``, ``dense_queries``,
-    ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore.
+    ``verified``, ``mismatches``; int64 scalars), which readers of the grid ignore; ``extra``
+    arrays (e.g. ``trace_depth``) are stored as given.
     """
-    extra = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
-                                      "verified": stats.verified, "mismatches": stats.mismatches}
+    counts = {} if stats is None else {"queries": stats.queries, "dense_queries": stats.dense,
+                                       "verified": stats.verified, "mismatches": stats.mismatches}
     with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, occupancy=occupancy.astype(np.float16), origin=np.asarray(origin, dtype=np.float64),
-                            cell=np.asarray(cell, dtype=np.float64),
-                            **{k: np.int64(v) for k, v in extra.items()})
+        np.savez_compressed(f, **{field: values.astype(np.float16)}, field=np.str_(field),
+                            level=np.float64(FIELDS[field]), origin=np.asarray(origin, dtype=np.float64),
+                            cell=np.asarray(cell, dtype=np.float64), **{k: np.int64(v) for k, v in counts.items()},
+                            **(extra or {}))
     return path
+
+
+def frame_extras(net: torch.nn.Module, frame: EvalFrame, features: list,
+                 grid: tuple[np.ndarray, np.ndarray, np.ndarray], field: str, out_dir: str | os.PathLike, *,
+                 trace_depth: bool = False, batch_points: int = BATCH_POINTS,
+                 device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """What a frame gets besides its grid: the sphere-traced depth of an SDF model (returned, for the
+    grid file: ``trace_depth`` (H, W) float32 metres, NaN = miss, rays from z_near to the grid box's
+    far face; ``trace_queries``) and, for a model with a colour head, the vertex-coloured mesh of the
+    grid (written to :func:`dgs_core.color.colored_mesh_path`). ``features``: the frame's
+    ``encode_image(...).features``."""
+    has_color = getattr(net, "color_head", None) is not None
+    if not (has_color or trace_depth):
+        return {}
+    device = resolve_device(device)
+    height, width = frame.image.shape[1:]
+    k_px = tuple(float(v) for v in np.asarray(frame.intrinsics).reshape(4))
+    norm = torch.tensor([normalised_intrinsics(*k_px, width, height)], dtype=torch.float32, device=device)
+    out: dict[str, np.ndarray] = {}
+    if trace_depth:
+        def sdf(points: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return torch.cat([net.query(features, part[None].float(), norm)[0].to(points.dtype)
+                                  for part in points.split(batch_points)])
+        result = trace(sdf, width, height, k_px, TraceConfig(z_near=Z_NEAR, z_far=float(frame.gt_box()[1][2])),
+                       device=device)
+        out = {"trace_depth": result.depth.cpu().numpy(), "trace_queries": np.int64(result.queries)}
+    if has_color:
+        values, origin, cell = grid  # meshed as stored (float16), so it is the mesh the benchmark scores
+        vertices, faces = extract_mesh(values.astype(np.float16), origin, cell, field=field)
+        colors = vertex_colors(net, features, vertices, norm, batch_points)
+        ref = frame.ref
+        write_colored_mesh(colored_mesh_path(out_dir, ref.dataset, ref.scene_id, ref.frame_index), vertices, faces,
+                           colors)
+    return out
 
 
 def keep_only_matching(folder: Path, provenance: dict) -> None:
@@ -240,7 +302,8 @@ def keep_only_matching(folder: Path, provenance: dict) -> None:
 def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                    out_dir: str | os.PathLike, *, resolution: int = RESOLUTION,
                    batch_points: int = BATCH_POINTS, device: str | torch.device = "cpu", amp: bool = False,
-                   model_id: str = "", grid: str = DEFAULT_GRID) -> list[Path]:
+                   model_id: str = "", grid: str = DEFAULT_GRID, field: str = "occupancy",
+                   trace_depth: bool = False) -> list[Path]:
     """Predict every ``ok`` frame of a test manifest into ``out_dir`` (resumable: existing files are kept
     when they were made by the same ``model_id``, resolution and ``amp``; see :func:`keep_only_matching`).
 
@@ -249,6 +312,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
         manifest: a merged test manifest of ONE dataset (``shard`` paths relative to its folder).
         dataset_root: that dataset's root (the scene meshes bound each frame's grid).
         model_id: identifies ``net``'s weights (the CLI uses the checkpoint's SHA-256).
+        field: what ``net`` predicts (:func:`model_field`); trace_depth: also sphere-trace each frame's
+            depth (SDF models, :func:`frame_extras`). A colour head also gets coloured meshes.
     Returns:
         the frame files, in manifest order; ``<out_dir>/<dataset>/done`` is written after the last.
     """
@@ -259,7 +324,8 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
                          f"(one dataset root is given), found {datasets}; pass one dataset's test manifest")
     refs = list_test_frames(manifest, datasets[0], dataset_root)
     keep_only_matching(Path(out_dir) / datasets[0],
-                       {"model": model_id, "resolution": resolution, "amp": amp, "grid": grid})
+                       {"model": model_id, "resolution": resolution, "amp": amp, "grid": grid, "field": field,
+                        "trace_depth": trace_depth})
     readers: dict[Path, ShardReader] = {}
     paths = []
     for ref in tqdm(refs, desc=f"predict {datasets[0]}", unit="frame"):
@@ -269,13 +335,18 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
             continue
         frame = read_test_frame(ref, readers.setdefault(ref.shard, ShardReader(ref.shard)))
         stats = RefineStats()
-        result = predict_grid(net, frame.image, frame.intrinsics, *frame.gt_box(), resolution,
-                              batch_points=batch_points, device=device, amp=amp, grid=grid, stats=stats)
+        height, width = frame.image.shape[1:]
+        norm = normalised_intrinsics(*(float(t) for t in np.asarray(frame.intrinsics).reshape(4)), width, height)
+        features = encode_image(net, frame.image, norm, device=device, amp=amp).features
+        result = query_grid(net, features, norm, *frame.gt_box(), resolution, batch_points=batch_points,
+                            device=device, amp=amp, grid=grid, stats=stats, field=field)
         if stats.mismatches:
             warnings.warn(f"{ref.name}: {stats.mismatches} of {stats.verified} checked grid points differ "
                           f"from the coarse-to-fine fill: the field has features finer than the coarse "
                           f"lattice there; use --grid dense for this model", stacklevel=1)
-        write_grid(path, *result, stats=stats)
+        extra = frame_extras(net, frame, features, result, field, out_dir, trace_depth=trace_depth,
+                             batch_points=batch_points, device=device)
+        write_grid(path, *result, stats=stats, field=field, extra=extra)
     for reader in readers.values():
         reader.close()
     write_text_atomic(Path(out_dir) / datasets[0] / "done", f"{len(paths)} frames from {manifest}\n")
@@ -285,23 +356,29 @@ def predict_frames(net: torch.nn.Module, manifest: str | os.PathLike, dataset_ro
 def predict_manifest(checkpoint: str | os.PathLike, manifest: str | os.PathLike, dataset_root: str | os.PathLike,
                      out_dir: str | os.PathLike, *, name: str | None = None, resolution: int = RESOLUTION,
                      batch_points: int = BATCH_POINTS, device: str = "auto", amp: bool = False,
-                     grid: str = DEFAULT_GRID) -> list[Path]:
+                     grid: str = DEFAULT_GRID, depth_source: str = "mesh") -> list[Path]:
     """Load a checkpoint and run :func:`predict_frames`; also writes ``<out_dir>/method.json``.
 
     ``name`` (the method's name in reports) defaults to the checkpoint's folder, i.e. the experiment
-    of ``<work>/models/<experiment>/final.pt``.
+    of ``<work>/models/<experiment>/final.pt``. ``depth_source="trace"`` sphere-traces the depth of
+    an SDF model (an occupancy model has no distance field to trace: its depth stays the mesh's).
     """
     from dgs_core.checkpoint import load_model  # the training stage's module; only needed here
 
+    if depth_source not in DEPTH_SOURCES:
+        raise ValueError(f"dgs_core.infer: depth_source must be one of {DEPTH_SOURCES}, found {depth_source!r}")
     dev = resolve_device(device)
-    net, _ = load_model(checkpoint, map_location=dev)
+    net, config = load_model(checkpoint, map_location=dev)
     net = net.to(dev).eval()
+    field = model_field(config)
+    trace_depth = depth_source == "trace" and field == "sdf"
     method = {"name": name or Path(checkpoint).resolve().parent.name, "kind": "grid",
-              "checkpoint": str(checkpoint), "resolution": resolution}
+              "checkpoint": str(checkpoint), "resolution": resolution, "field": field,
+              "depth_source": "trace" if trace_depth else "mesh"}
     write_text_atomic(Path(out_dir) / "method.json", json.dumps(method, indent=2) + "\n")
     return predict_frames(net, manifest, dataset_root, out_dir, resolution=resolution,
                           batch_points=batch_points, device=dev, amp=amp, model_id=file_sha256(checkpoint),
-                          grid=grid)
+                          grid=grid, field=field, trace_depth=trace_depth)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -325,13 +402,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call (bounds the memory)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS,
-                   help="evaluate every in-frustum cell, or coarse to fine around the 0.5 level")
+                   help="evaluate every in-frustum cell, or coarse to fine around the level (default %(default)s)")
+    p.add_argument("--depth-source", default="mesh", choices=DEPTH_SOURCES,
+                   help="trace: also sphere-trace each frame's depth (SDF models) for evaluate.depth_source trace")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     paths = predict_manifest(a.checkpoint, a.manifest, a.root, a.out, name=a.name, resolution=a.resolution,
-                             batch_points=a.batch_points, device=a.device, amp=a.amp, grid=a.grid)
+                             batch_points=a.batch_points, device=a.device, amp=a.amp, grid=a.grid,
+                             depth_source=a.depth_source)
     print(f"dgs_core.infer: {len(paths)} frames in {a.out}")
     return 0
 

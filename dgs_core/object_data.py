@@ -112,9 +112,15 @@ class ObjectShardDataset(Dataset):
 
 
 def open_dataset(manifest: str | os.PathLike, config: DataConfig | None = None, *, seed: int = 0,
-                 expect: dict[str, int] | None = None) -> ShardDataset | ObjectShardDataset:
-    """The training dataset of a manifest: objects for an object manifest, scene frames otherwise."""
+                 expect: dict[str, int] | None = None, surface: str | None = None) -> ShardDataset | ObjectShardDataset:
+    """The training dataset of a manifest: objects for an object manifest, scene frames otherwise.
+
+    ``surface``: why on-surface samples are needed (:class:`~dgs_core.data.ShardDataset`), or None;
+    object shards hold none, so an object manifest with a ``surface`` purpose is a ValueError."""
     path = Path(manifest)
     if path.exists() and is_object_manifest(path):
+        if surface:
+            raise ValueError(f"{path}: {surface} needs on-surface samples, which object shards do not hold; "
+                             "train objects with loss.kind: occupancy and model.color: false")
         return ObjectShardDataset(path, config, seed=seed, expect=expect)
-    return ShardDataset(path, config, seed=seed, expect=expect)
+    return ShardDataset(path, config, seed=seed, expect=expect, surface=surface)

@@ -1,4 +1,4 @@
-"""Training loop and CLI (SPEC §3): Adam on the Eq. 1 loss over prepared shards.
+"""Training loop and CLI (SPEC §3): Adam on the Eq. 1 (or Eq. 2) loss over prepared shards.
 
     python -m dgs_core.train --config config/experiments/dgs.yaml \\
         --train-manifest data/prepared/scannet/train/manifest.parquet \\
@@ -33,7 +33,7 @@ from dgs_core.checkpoint import capture_rng, save_checkpoint
 from dgs_core.data import Batch, ResumableSampler, collate, make_loader, to_device
 from dgs_core.distributed import DEVICES, Rank, amp_dtype, init_rank, mean_over_ranks, set_threads, sync_batchnorm
 from dgs_core.experiment import ConfigError, Experiment, load_experiment, to_dict
-from dgs_core.losses import training_loss
+from dgs_core.losses import occupied, training_loss
 from dgs_core.model import DGSNet, ModelConfig, load_pretrained
 from dgs_core.object_data import open_dataset
 from dgs_core.run_folder import (Progress, checkpoint_path, prune_checkpoints, resolve_resume, restore,
@@ -54,9 +54,16 @@ class LossModule(torch.nn.Module):
         return training_loss(self.net, batch, self.loss_config)
 
 
+def surface_purpose(exp: Experiment) -> str | None:
+    """Why a run reads the shards' on-surface samples (``"loss.kind=sdf"``, ``"model.color=true"``), or None."""
+    needs = [name for name, on in (("loss.kind=sdf", exp.loss.kind == "sdf"), ("model.color=true", exp.model.color))
+             if on]
+    return " and ".join(needs) or None
+
+
 def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_size: int) -> list[Batch]:
     """``validation.frames`` evenly spaced val frames (fixed point draws), in batches, read once."""
-    ds = open_dataset(manifest, exp.data, seed=exp.optim.seed, expect=expect)
+    ds = open_dataset(manifest, exp.data, seed=exp.optim.seed, expect=expect, surface=surface_purpose(exp))
     picks = np.unique(np.linspace(0, len(ds) - 1, min(exp.validation.frames, len(ds))).round().astype(int))
     items = [ds[int(i)] for i in picks]
     return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
@@ -66,7 +73,7 @@ def val_batches(manifest: Path, exp: Experiment, expect: dict[str, int], batch_s
 def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.device,
              amp: torch.dtype | None) -> dict[str, float]:
     """Mean loss (and terms) over the val frames, plus near-surface occupancy accuracy and IoU of
-    the occupied class at o = 0.5 (pooled over all near-surface points)."""
+    the occupied class (o > 0.5, or s < 0 for an SDF; pooled over all near-surface points)."""
     was_training = net.training
     net.eval()
     sums: dict[str, float] = {}
@@ -80,7 +87,7 @@ def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.d
         n = batch.images.shape[0]
         for name, value in {"loss": loss, **terms}.items():
             sums[name] = sums.get(name, 0.0) + float(value) * n
-        pred, label = logits.float() > 0, batch.near_labels > 0.5  # o > 0.5 ⇔ logit > 0
+        pred, label = occupied(logits.float(), exp.loss.kind), batch.near_labels > 0.5
         hits += float((pred == label).sum())
         inter += float((pred & label).sum())
         union += float((pred | label).sum())
@@ -116,9 +123,6 @@ def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dt
 def build(exp: Experiment, device: torch.device, rank: Rank):
     """Seeded network (SyncBatchNorm under CUDA DDP), its (DDP-wrapped) loss module, Adam and the AMP
     grad scaler (fp16 only)."""
-    if exp.loss.kind != "occupancy":
-        raise ConfigError(f"loss.kind={exp.loss.kind!r}: the shards hold no on-surface points for the SDF loss; "
-                          f"train with loss.kind=occupancy")
     torch.manual_seed(exp.optim.seed)
     net = DGSNet(exp.model)
     if exp.init.encoder:
@@ -132,8 +136,10 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
         net.encoder.compile()
     module: torch.nn.Module = LossModule(net, exp)
     if rank.world_size > 1:
-        # without the depth term the depth head may get no gradient; voxel-only features leave the maps unused
-        unused = not exp.loss.depth_weight or exp.model.features == "voxel"
+        # the depth head (colour head) gets no gradient when its loss weight is 0; voxel-only
+        # features leave the image maps unused
+        unused = (not exp.loss.depth_weight or exp.model.features == "voxel"
+                  or (exp.model.color and not exp.loss.color_weight))
         module = torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
     opt = torch.optim.Adam(net.parameters(), lr=exp.optim.lr, betas=tuple(exp.optim.betas),
                            weight_decay=exp.optim.weight_decay)
@@ -161,7 +167,7 @@ class Trainer:
             raise ConfigError(f"optim.batch_size={self.global_batch} is the global batch and must divide evenly "
                               f"across {self.rank.world_size} ranks")
         self.per_rank = self.global_batch // self.rank.world_size
-        self.data = open_dataset(train_manifest, exp.data, seed=exp.optim.seed)
+        self.data = open_dataset(train_manifest, exp.data, seed=exp.optim.seed, surface=surface_purpose(exp))
         expect = {"width": self.data.width, "height": self.data.height}
         self.sampler = ResumableSampler(len(self.data), seed=exp.optim.seed, rank=self.rank.rank,
                                         world_size=self.rank.world_size)

@@ -38,6 +38,14 @@ class FrameSample:
     Provenance of the amodal depth:
         structure_source: "labels" or "inferred", where the structure faces bounding ``amodal_depth``
             came from (SPEC §4.9); "unknown" for frames read from schema-1 shards.
+    On-surface samples (SPEC §4.7; None in rows of shards older than these fields, see
+    ``pipeline.shards.SURFACE_SAMPLES``):
+        near_surface_offsets: (K,) float32 metres, the offset d of each near-surface point along its
+            camera-facing normal (point = surface + d·n; d ≥ 0 free, d < 0 occupied).
+        surface_points: (S, 3) float32 points on visible faces, camera frame, metres.
+        surface_normals: (S, 3) float32 unit normals there, turned toward the camera.
+        surface_colors: (S, 3) uint8 RGB, the mesh's vertex colours interpolated at the sample.
+        surface_colored: False when the mesh has no vertex colours (``surface_colors`` are then 0).
     """
 
     dataset: str
@@ -58,6 +66,11 @@ class FrameSample:
     non_surface_valid: np.ndarray
     visible_faces: np.ndarray
     structure_source: str = "unknown"
+    near_surface_offsets: np.ndarray | None = None
+    surface_points: np.ndarray | None = None
+    surface_normals: np.ndarray | None = None
+    surface_colors: np.ndarray | None = None
+    surface_colored: bool | None = None
 
     @property
     def visible_face_count(self) -> int:

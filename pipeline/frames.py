@@ -14,6 +14,9 @@ Rules recorded here (see also docs/geometry.md):
 - Non-surface points: uniform in the camera-frame bounding box of the on-surface positions of the
   near-surface samples (z clipped to ≥ z_near), kept if in the frustum and at distance ≥ exclusion
   distance from every surface sample ("samples", SPEC §4) or from the whole mesh ("mesh", exact).
+- On-surface samples: drawn like the near-surface ones (same faces and weights) but with their own
+  random numbers, drawn after all others, so adding them changed no other field; the normal is
+  turned toward the camera and the colour is the vertex colours interpolated barycentrically.
 """
 from __future__ import annotations
 
@@ -137,6 +140,26 @@ def _non_surface(rng: np.random.Generator, surface_cam: np.ndarray, proj: np.nda
     return np.concatenate(kept, axis=0)
 
 
+def _surface_samples(rng: np.random.Generator, scene: SceneGeometry, candidates: np.ndarray,
+                     cdf: np.ndarray, t_wc: np.ndarray, n: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` points on the candidate faces (world (n, 3)), their unit normals turned toward the
+    camera (world (n, 3)) and RGB (n, 3) uint8 (0 when the mesh has no vertex colours)."""
+    centre = t_wc[:3, 3].copy()
+    r = rng.random((3, n))
+    surface, _, _, face = sample_offset_surface(scene.vertices, scene.faces, candidates, cdf, scene.normals,
+                                                centre, r[0], r[1], r[2], np.zeros(n))
+    normals = scene.normals[face]
+    normals *= np.where(np.einsum("ij,ij->i", normals, centre - surface) >= 0, 1.0, -1.0)[:, None]
+    colors = np.zeros((n, 3), dtype=np.uint8)
+    if scene.vertex_colors is not None:
+        s = np.sqrt(r[1])  # the kernel's barycentric weights (1 − √r1, √r1(1 − r2), √r1·r2)
+        weights = np.stack((1.0 - s, s * (1.0 - r[2]), s * r[2]), axis=1)
+        rgb = np.einsum("nk,nkc->nc", weights, scene.vertex_colors[scene.faces[face]].astype(np.float64))
+        colors = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return surface, normals, colors
+
+
 def _padded(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, 3) float32 points zero-padded at the end, and the (n,) bool valid mask."""
     out = np.zeros((n, 3), dtype=np.float32)
@@ -216,6 +239,8 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
                         f"points found in {cfg.max_rounds} rounds (minimum "
                         f"{cfg.min_non_surface_fraction:g} of them)")
         ns_points, ns_valid = _padded(non_surface, cfg.non_surface_points)
+        surf, normals, colors = _surface_samples(rng, scene, candidates.astype(np.int64), np.cumsum(weights),
+                                                 t_wc, cfg.surface_points)
 
     return FrameSample(
         dataset=dataset, scene_id=scene_id, frame_index=int(frame.index), source_file=frame.source_file,
@@ -224,4 +249,7 @@ def prepare_frame(scene: SceneGeometry, frame: RawFrame, cfg: PrepareConfig, *, 
         near_surface_points=to_cam(points).astype(np.float32), near_surface_labels=labels,
         near_surface_valid=np.ones(k, dtype=bool), non_surface_points=ns_points,
         non_surface_valid=ns_valid, visible_faces=visible.astype(np.int32),
-        structure_source=scene.structure_source)
+        structure_source=scene.structure_source,
+        near_surface_offsets=offset.astype(np.float32), surface_points=to_cam(surf).astype(np.float32),
+        surface_normals=(normals @ t_cw[:3, :3].T).astype(np.float32), surface_colors=colors,
+        surface_colored=scene.vertex_colors is not None)

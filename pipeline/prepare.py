@@ -140,7 +140,7 @@ def scene_geometry(source: SceneSource, cfg: PrepareConfig) -> tuple[SceneGeomet
         raise StructureError(f"{source.mesh_file}: {err}") from None
     geometry = SceneGeometry.from_mesh(source.vertices, source.faces, source.face_labels,
                                        cfg.structure_labels, structure=choice.mask,
-                                       structure_source=choice.source)
+                                       structure_source=choice.source, vertex_colors=source.vertex_colors)
     return geometry, choice.detail
 
 

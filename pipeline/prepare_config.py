@@ -30,6 +30,8 @@ class PrepareConfig:
 
     width, height, focal: virtual camera in pixels (principal point at the image centre).
     near_surface_points K / non_surface_points M: per-frame quotas.
+    surface_points S: on-surface samples per frame with their camera-facing normals and colours
+        (the SDF loss's surface, Eikonal-normal and colour terms; SPEC §4.7).
     surface_offset δ (m): offsets d ~ U(−δ, δ) along the camera-facing normal.
     exclusion_distance (m): non-surface points keep at least this distance (≥) from the surface.
     exclusion: "samples" (SPEC §4: nearest on-surface sample, Numba grid hash) or "mesh" (exact
@@ -65,6 +67,7 @@ class PrepareConfig:
     focal: float = 230.4
     near_surface_points: int = 2048
     non_surface_points: int = 512
+    surface_points: int = 1024
     surface_offset: float = 0.064
     exclusion_distance: float = 0.032
     exclusion: str = "samples"

@@ -23,12 +23,21 @@ HDF5 path                         dtype          shape            content (SPEC 
 ``visible_faces/count``           int64          (N,)             number of visible faces
 ``visible_faces/offset``          int64          (N + 1,)         row r owns ``delta[offset[r]:offset[r+1]]``
 ``visible_faces/delta``           int32          (total,)         sorted face ids, delta-encoded
-``structure_source``              utf-8 vlen     (N,)             "labels" | "inferred" (SPEC §4.9;
-                                  string                          since version 2)
+``structure_source``              utf-8 vlen     (N,)             "labels" | "inferred" (SPEC §4.9; v2)
+                                  string
+``near_surface/offsets``          float32        (N, K)           offset d along the normal, metres (v3)
+``surface/points``, ``/normals``  float32        (N, S, 3)        on-surface samples, camera frame (v3)
+``surface/colors``, ``/colored``  uint8, bool    (N, S, 3), (N,)  vertex colours; False: none (v3)
 ================================  =============  ===============  ==================================
 
 File attributes: ``schema_version`` (:data:`SCHEMA_VERSION`), ``n_rows``, ``width``, ``height``,
-``n_near``, ``n_non``, ``compression`` and any caller attributes (e.g. the prepare config as JSON).
+``n_near``, ``n_non``, ``n_surface``, ``compression`` and any caller attributes (e.g. the prepare
+config as JSON).
+
+Versions: :data:`SCHEMA_VERSION` is written, :data:`MIN_SCHEMA_VERSION` up to it are read. A field
+added later (:attr:`Field.since`, "(vN)" above) reads as its :attr:`Field.missing` (None unless
+stated) in older rows; :meth:`ShardReader.require` names the shard and how to re-prepare it for a
+feature that needs such a field.
 
 Design decisions (why):
 - Every per-frame dataset is chunked with one frame per chunk, so reading a row decompresses only
@@ -68,11 +77,14 @@ from pipeline.atomic import PARTIAL, atomic_path
 from pipeline.errors import DiskFullError, UserError
 from pipeline.frame_sample import FrameSample
 
-SCHEMA_VERSION = 2
-"""Bumped whenever a dataset name, dtype or meaning changes. Version 2 added ``structure_source``."""
-
-READABLE_VERSIONS = (1, 2)
-"""Versions the reader accepts; a field added after a file's version reads as its ``Field.missing``."""
+SCHEMA_VERSION = 3
+"""The version written. Bumped whenever a dataset is added or a name, dtype or meaning changes."""
+MIN_SCHEMA_VERSION = 1
+"""The oldest version still read (a field added later reads as its ``Field.missing``)."""
+STRUCTURE_SOURCE = 2
+"""The version that added ``structure_source``."""
+SURFACE_SAMPLES = 3
+"""The version that added ``near_surface/offsets`` and the ``surface/*`` on-surface samples."""
 
 LIBVER = ("v110", "v110")
 """HDF5 file-format bounds, pinned so the same HDF5 library writes the same bytes."""
@@ -90,13 +102,15 @@ class ShardLayout:
     height: int
     n_near: int
     n_non: int
+    n_surface: int = 0
 
     @classmethod
     def of(cls, sample: FrameSample) -> "ShardLayout":
-        """Layout that fits ``sample`` (image (3, H, W), K near- and M non-surface points)."""
+        """Layout that fits ``sample`` (image (3, H, W), K near-, M non- and S on-surface points)."""
         _, h, w = sample.image.shape
+        n_surface = 0 if sample.surface_points is None else int(sample.surface_points.shape[0])
         return cls(int(w), int(h), int(sample.near_surface_points.shape[0]),
-                   int(sample.non_surface_points.shape[0]))
+                   int(sample.non_surface_points.shape[0]), n_surface)
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,7 @@ class Field:
 
 STRING_FIELDS: tuple[Field, ...] = tuple(
     Field(name, name, _STR, lambda lay: ()) for name in ("dataset", "scene_id", "source_file", "split")
-) + (Field("structure_source", "structure_source", _STR, lambda lay: (), since=2, missing="unknown"),)
+) + (Field("structure_source", "structure_source", _STR, lambda lay: (), since=STRUCTURE_SOURCE, missing="unknown"),)
 
 ARRAY_FIELDS: tuple[Field, ...] = (
     Field("frame_index", "frame_index", np.int64, lambda lay: ()),
@@ -129,6 +143,11 @@ ARRAY_FIELDS: tuple[Field, ...] = (
     Field("near_surface/valid", "near_surface_valid", np.bool_, lambda lay: (lay.n_near,)),
     Field("non_surface/points", "non_surface_points", np.float32, lambda lay: (lay.n_non, 3)),
     Field("non_surface/valid", "non_surface_valid", np.bool_, lambda lay: (lay.n_non,)),
+    Field("near_surface/offsets", "near_surface_offsets", np.float32, lambda lay: (lay.n_near,), SURFACE_SAMPLES),
+    Field("surface/points", "surface_points", np.float32, lambda lay: (lay.n_surface, 3), SURFACE_SAMPLES),
+    Field("surface/normals", "surface_normals", np.float32, lambda lay: (lay.n_surface, 3), SURFACE_SAMPLES),
+    Field("surface/colors", "surface_colors", np.uint8, lambda lay: (lay.n_surface, 3), SURFACE_SAMPLES),
+    Field("surface/colored", "surface_colored", np.bool_, lambda lay: (), SURFACE_SAMPLES),
 )
 FACES_COUNT, FACES_OFFSET, FACES_DELTA = "visible_faces/count", "visible_faces/offset", "visible_faces/delta"
 _FACE_CHUNK = 1 << 16  # elements per chunk of the flat face-id dataset (256 KiB of int32)
@@ -177,6 +196,9 @@ class _OpenShard:
     def append(self, sample: FrameSample) -> int:
         for fld in STRING_FIELDS + ARRAY_FIELDS:
             value = getattr(sample, fld.attr)
+            if value is None:
+                raise ValueError(f"frame {sample.scene_id}/{sample.frame_index}: field {fld.attr!r} is missing; "
+                                 f"shard schema version {SCHEMA_VERSION} stores it for every frame")
             want = fld.shape(self.layout)
             if fld.dtype is not _STR and np.shape(value) != want:
                 raise ValueError(
@@ -238,6 +260,7 @@ class _OpenShard:
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["width"], f.attrs["height"] = self.layout.width, self.layout.height
             f.attrs["n_near"], f.attrs["n_non"] = self.layout.n_near, self.layout.n_non
+            f.attrs["n_surface"] = self.layout.n_surface
             f.attrs["compression"] = self.compression
             f.attrs["n_rows"] = self.n
 
@@ -330,9 +353,9 @@ class SchemaError(UserError, RuntimeError):
 class ShardReader:
     """Random access to the rows of one shard; the file is opened on first use, rows read lazily.
 
-    ``reader[r]`` returns the :class:`FrameSample` of row ``r``, decompressing only that row's chunks.
-    The reader is picklable before first use (safe to hand to DataLoader workers: each opens its own
-    handle).
+    ``reader[r]`` returns the :class:`FrameSample` of row ``r``, decompressing only that row's chunks;
+    fields newer than the shard's version are None (see the module docstring). The reader is
+    picklable before first use (safe to hand to DataLoader workers: each opens its own handle).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -341,7 +364,7 @@ class ShardReader:
         self._offsets: np.ndarray | None = None
         self._datasets: dict[str, h5py.Dataset] = {}  # path -> dataset: a group lookup costs ~0.2 ms
         self._n_rows = 0
-        self.version: int | None = None  # the file's schema version, known once opened
+        self._version = 0
 
     @property
     def file(self) -> h5py.File:
@@ -353,19 +376,37 @@ class ShardReader:
                     f"its prepare job did not finish — rerun that job")
             f = h5py.File(self.path, "r")
             found = f.attrs.get("schema_version")
-            if found is None or int(found) not in READABLE_VERSIONS:
+            if found is None or not MIN_SCHEMA_VERSION <= int(found) <= SCHEMA_VERSION:
                 f.close()
                 raise SchemaError(
-                    f"shard {self.path}: schema_version {found if found is None else int(found)}, this code reads versions "
-                    f"{list(READABLE_VERSIONS)}; re-prepare the data with this version of pipeline.prepare "
-                    f"(or use the code version that wrote it)")
-            self._f = f
-            self.version = int(found)
+                    f"shard {self.path}: schema_version {found if found is None else int(found)}, this code reads "
+                    f"versions {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION}; re-prepare the data with this version "
+                    f"of pipeline.prepare (or use the code version that wrote it)")
+            self._f, self._version = f, int(found)
             self._offsets = f[FACES_OFFSET][...]
-            paths = [fld.path for fld in STRING_FIELDS + ARRAY_FIELDS if fld.since <= self.version] + [FACES_DELTA]
+            paths = [fld.path for fld in STRING_FIELDS + ARRAY_FIELDS if fld.since <= self._version] + [FACES_DELTA]
             self._datasets = {path: f[path] for path in paths}
             self._n_rows = int(f.attrs["n_rows"])
         return self._f
+
+    @property
+    def version(self) -> int:
+        """The shard's ``schema_version`` (opens the file on first use)."""
+        return self._version if self._f is not None else int(self.file.attrs["schema_version"])
+
+    def require(self, attrs: tuple[str, ...], purpose: str) -> None:
+        """Raise a :class:`SchemaError` naming this shard, the missing fields, ``purpose`` (what
+        needs them) and how to re-prepare, unless every FrameSample attribute in ``attrs`` is stored."""
+        since = {fld.attr: fld.since for fld in ARRAY_FIELDS}
+        missing = [a for a in attrs if since.get(a, 1) > self.version]
+        if missing:
+            where = self.read(0, ("dataset", "split", "scene_id")) if len(self) else {}
+            raise SchemaError(
+                f"shard {self.path}: {purpose} needs {missing}, which shards store from schema version "
+                f"{max(since[a] for a in missing)} on; this one is version {self.version}. Re-prepare the scene "
+                f"with this code: python -m pipeline.prepare --dataset {where.get('dataset', 'DATASET')} "
+                f"--split {where.get('split', 'SPLIT')} --scene {where.get('scene_id', 'SCENE')} --root DATASET_ROOT "
+                f"--out WORK_ROOT (in the workflow: delete {self.path.parent} and rerun the prepare target)")
 
     def __len__(self) -> int:
         self.file  # noqa: B018 — opens the file on first use
@@ -374,7 +415,8 @@ class ShardReader:
     @property
     def layout(self) -> ShardLayout:
         a = self.file.attrs
-        return ShardLayout(int(a["width"]), int(a["height"]), int(a["n_near"]), int(a["n_non"]))
+        return ShardLayout(int(a["width"]), int(a["height"]), int(a["n_near"]), int(a["n_non"]),
+                           int(a.get("n_surface", 0)))
 
     def visible_faces(self, row: int) -> np.ndarray:
         """(n,) int32 sorted visible face ids of ``row``."""
@@ -383,7 +425,8 @@ class ShardReader:
         return np.cumsum(self._datasets[FACES_DELTA][lo:hi], dtype=np.int64).astype(np.int32)
 
     def read(self, row: int, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
-        """Selected FrameSample attributes of ``row`` as a dict (all when ``fields`` is None)."""
+        """Selected FrameSample attributes of ``row`` as a dict (all when ``fields`` is None); a field
+        the shard's version does not have is None."""
         n = len(self)
         if not -n <= row < n:
             raise IndexError(f"row {row} out of range for shard {self.path} with {n} rows")

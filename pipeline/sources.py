@@ -35,6 +35,7 @@ class SceneSource:
     face_labels (F',) NYU40 ids or None; face_ids (F',) int64 original face index of each kept face
     (visible-face sets are stored in ORIGINAL mesh face ids); dropped_faces: how many were dropped.
     frames: the frame indices considered, in order; read_frames(): RawFrame | SkippedFrame per index.
+    vertex_colors: (V, 3) uint8 RGB of the mesh file, or None when it stores none.
     """
 
     dataset: str
@@ -48,6 +49,7 @@ class SceneSource:
     dropped_faces: int
     frames: np.ndarray
     read_frames: Callable[[], Iterator[RawFrame | SkippedFrame]] = field(repr=False)
+    vertex_colors: np.ndarray | None = field(default=None, repr=False)
 
 
 def check_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray,
@@ -131,7 +133,7 @@ def scannet_scene(root: str | os.PathLike, scene_id: str, split: str, *, stride:
                                scale_intrinsics(k_d, hdr.depth_size, fr.depth.shape))
 
     return SceneSource("scannet", scene_id, split, str(paths.mesh), mesh.vertices, faces, labels,
-                       ids, len(mesh.faces) - len(faces), frames, read)
+                       ids, len(mesh.faces) - len(faces), frames, read, mesh.vertex_colors)
 
 
 def _matterport_images(color_path: Path, depth_path: Path, k: np.ndarray,
@@ -186,4 +188,5 @@ def matterport_scene(root: str | os.PathLike, house_id: str, split: str = "test"
 
     frames = np.asarray([cams[int(p)].index for p in chosen], dtype=np.int64)
     return SceneSource("matterport", house_id, split, str(house.paths.mesh), house.mesh.vertices,
-                       faces, labels, ids, len(house.mesh.faces) - len(faces), frames, read)
+                       faces, labels, ids, len(house.mesh.faces) - len(faces), frames, read,
+                       house.mesh.vertex_colors)

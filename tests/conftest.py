@@ -73,3 +73,22 @@ def prepared_tiny(tmp_path_factory) -> PreparedTiny:
         scenes = [scene_dir(work, d, s, sc) / "manifest.parquet" for d, _, s, sc in jobs if (d, s) == (dataset, split)]
         merge_manifests(scenes, work / dataset / split / "manifest.parquet")
     return PreparedTiny(scannet, matterport, work)
+
+
+@pytest.fixture
+def as_version_1():
+    """A function turning a shard into what a version-1 writer made: no field added later, no
+    ``n_surface`` attribute (the reader must read it with those fields absent)."""
+    import h5py
+
+    from pipeline.shards import ARRAY_FIELDS, STRING_FIELDS
+
+    def strip(path: Path) -> None:
+        with h5py.File(path, "a") as f:
+            for fld in STRING_FIELDS + ARRAY_FIELDS:
+                if fld.since > 1:
+                    del f[fld.path]
+            del f["surface"], f.attrs["n_surface"]
+            f.attrs["schema_version"] = 1
+
+    return strip

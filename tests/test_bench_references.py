@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from benchmarks import bench_dgs_op, bench_evaluate, bench_infer, bench_loader, bench_metrics, bench_prepare
-from benchmarks import bench_sens_reader, bench_train_step
+from benchmarks import bench_sens_reader, bench_sphere_trace, bench_study_step, bench_train_step
 
 
 # -- bench_sens_reader: official_style_read vs SensReader -----------------------------------------------
@@ -190,3 +190,52 @@ def test_evaluation_before_and_after_the_reuse_give_the_same_table(prepared_tiny
     assert set(stages) == set(bench_evaluate.STAGES) | {"all-in"}
     assert stages["write meshes"] > 0 and runs["after"]["stages"]["write meshes"] == 0
     assert all(v <= stages["all-in"] for v in stages.values())
+# -- bench_sphere_trace: naive_parallel_trace and grid_and_marching_cubes vs dgs_core.sphere_trace -------
+@pytest.mark.parametrize("scene", list(bench_sphere_trace.SCENES))
+def test_naive_tracing_is_the_tracer_without_coarse_levels_and_the_exact_depth_agrees(scene) -> None:
+    """naive_parallel_trace is trace(start_level=0, alpha=1) bit for bit (same arithmetic): the
+    query counts the benchmark divides are counts of the same algorithm. Its hits lie in front of
+    the scene's exact depth (never past a surface) and hit the same pixels but for the silhouettes."""
+    from dgs_core.sphere_trace import TraceConfig, pixel_rays, trace
+
+    s, (w, h) = bench_sphere_trace.SCENES[scene], (40, 30)
+    k = (0.9 * w, 0.9 * w, w / 2, h / 2)
+    depth, queries = bench_sphere_trace.naive_parallel_trace(s.sdf, w, h, k, z_far=s.z_far)
+    plain = trace(s.sdf, w, h, k, TraceConfig(start_level=0, alpha=1.0, z_far=s.z_far))
+    assert queries == plain.queries
+    np.testing.assert_array_equal(depth, plain.depth.numpy())
+    exact = s.exact_depth(pixel_rays(w, h, k).numpy())
+    both = np.isfinite(depth) & np.isfinite(exact)
+    assert both.mean() > 0.2 and (exact[both] - depth[both] > -1e-5).all()
+    assert (np.isfinite(depth) != np.isfinite(exact)).mean() < 0.05
+
+
+def test_grid_and_marching_cubes_dense_and_coarse_to_fine_agree_with_the_exact_depth() -> None:
+    from dgs_core.sphere_trace import pixel_rays
+
+    s, (w, h) = bench_sphere_trace.SCENES["object"], (40, 30)
+    k = (0.9 * w, 0.9 * w, w / 2, h / 2)
+    dense, q_dense = bench_sphere_trace.grid_and_marching_cubes(s.sdf, w, h, k, s.box, resolution=96)
+    fine, q_fine = bench_sphere_trace.grid_and_marching_cubes(s.sdf, w, h, k, s.box, resolution=96,
+                                                             grid="coarse_to_fine")
+    assert q_fine < q_dense <= 96 ** 3
+    np.testing.assert_allclose(fine, dense, atol=1e-6)  # the same mesh where the coarse lattice sees it
+    exact = s.exact_depth(pixel_rays(w, h, k).numpy())
+    both = np.isfinite(dense) & np.isfinite(exact)
+    cell = (np.asarray(s.box[1]) - np.asarray(s.box[0])) / 96
+    assert both.sum() > 100 and np.median(np.abs(dense[both] - exact[both])) < cell.max() / 4
+
+
+# -- bench_study_step: no reference; it times the study's experiments on prepared frames --------------------
+def test_study_step_times_every_experiment_and_names_missing_data(prepared_tiny, tmp_path, capsys) -> None:
+    out = tmp_path / "steps.json"
+    assert bench_study_step.main(["--manifest", str(prepared_tiny.manifest("scannet", "train")), "--overlay", "tiny",
+                                  "--experiments", "dgs", "sdf", "--steps", "1", "--threads", "1",
+                                  "--json", str(out)]) == 0
+    import json
+
+    times = json.loads(out.read_text())
+    assert set(times) == {"dgs", "sdf"} and all(t > 0 for t in times.values())
+    with pytest.raises(SystemExit) as exc:
+        bench_study_step.main(["--manifest", str(tmp_path / "none" / "manifest.parquet")])
+    assert exc.value.code == 2 and "config/sdf_study.yaml" in capsys.readouterr().err

@@ -86,6 +86,7 @@ def test_evaluate_section_matches_the_scoring_code() -> None:
     from benchmark.protocols import GT_SCOPES, MISSING, NAMES, ORDERS, POINTS, Protocol, resolve
     from dgs_core.infer import DEFAULT_GRID, GRIDS, RESOLUTION
     from pipeline.datasets import DATASETS
+    from pipeline.geometry.isosurface import DEPTH_SOURCES
 
     settings = {f.name: f.default for f in dataclasses.fields(Settings)}
     props = _props("evaluate")["properties"]
@@ -94,6 +95,7 @@ def test_evaluate_section_matches_the_scoring_code() -> None:
     assert props["resolution"]["default"] == RESOLUTION
     assert props["grid"]["enum"] == list(GRIDS) and props["grid"]["default"] == DEFAULT_GRID
     assert props["save_meshes"]["enum"] == list(SAVE_MESHES) and props["save_meshes"]["default"] == settings["save_meshes"]
+    assert props["depth_source"]["enum"] == list(DEPTH_SOURCES) and props["depth_source"]["default"] == settings["depth_source"]
     name_item, inline_item = props["protocols"]["items"]["oneOf"]
     assert name_item["enum"] == list(NAMES)
     assert inline_item["properties"]["base"]["enum"] == list(NAMES)

@@ -138,3 +138,44 @@ def test_bad_inputs_name_the_file(prepared_tiny, tmp_path) -> None:
     df.to_parquet(manifest)
     with pytest.raises(ValueError, match="no usable frame"):
         ShardDataset(manifest)
+
+
+def test_surface_samples_and_offsets_of_an_item(prepared_tiny) -> None:
+    path = prepared_tiny.manifest("scannet", "train")
+    cfg = DataConfig(near_points=100, non_points=20, surface_points=40)
+    plain, ds = ShardDataset(path, cfg), ShardDataset(path, cfg, surface="loss.kind=sdf")
+    item, row = ds[3], shard_row(ds, 3)
+    for key, value in plain[3].items():  # the surface draw comes last: the other fields are unchanged
+        assert torch.equal(value.nan_to_num(), item[key].nan_to_num()), key
+    assert "surface_points" not in plain[3]
+    match = (item["surface_points"].numpy()[:, None, :] == row["surface_points"][None]).all(-1)
+    assert (match.sum(1) == 1).all() and len(np.unique(match.argmax(1))) == 40
+    which = match.argmax(1)
+    np.testing.assert_array_equal(item["surface_normals"].numpy(), row["surface_normals"][which])
+    assert row["surface_colored"]  # the generator's meshes carry vertex colours
+    np.testing.assert_allclose(item["surface_colors"].numpy(), row["surface_colors"][which] / 255.0, atol=1e-7)
+    near = (item["near_points"].numpy()[:, None, :] == row["near_surface_points"][None]).all(-1).argmax(1)
+    np.testing.assert_array_equal(item["near_offsets"].numpy(), row["near_surface_offsets"][near])
+    np.testing.assert_array_equal(item["near_labels"].numpy(), (item["near_offsets"].numpy() < 0).astype(np.float32))
+    batch = collate([ds[0], ds[1]])
+    assert batch.surface_points.shape == batch.surface_normals.shape == batch.surface_colors.shape == (2, 40, 3)
+    assert batch.near_offsets.shape == (2, 100) and collate([plain[0]]).surface_points is None
+    mirrored = ShardDataset(path, DataConfig(near_points=100, non_points=20, surface_points=40, augment=True),
+                            surface="loss.kind=sdf")
+    i = next(i for i in range(len(ds)) if not torch.equal(ds[i]["near_points"], mirrored[i]["near_points"]))
+    m, row, flip = mirrored[i], shard_row(ds, i), np.array([-1.0, 1.0, 1.0], np.float32)
+    match = ((m["surface_points"].numpy() * flip)[:, None, :] == row["surface_points"][None]).all(-1)
+    assert (match.sum(1) == 1).all()  # mirrored x of the frame's own samples, normals mirrored alike
+    np.testing.assert_array_equal(m["surface_normals"].numpy() * flip, row["surface_normals"][match.argmax(1)])
+
+
+def test_surface_samples_from_version_1_shards_name_the_shard(prepared_tiny, tmp_path, as_version_1) -> None:
+    dst = tmp_path / "train"
+    shutil.copytree(prepared_tiny.manifest("scannet", "train").parent, dst)
+    shards = sorted(dst.rglob("shard_*.h5"))
+    for shard in shards:
+        as_version_1(shard)
+    ShardDataset(dst / "manifest.parquet")[0]  # occupancy training still reads them
+    with pytest.raises(SchemaError, match=rf"{shards[0]}: loss.kind=sdf needs .*surface_points.*python -m "
+                                          r"pipeline.prepare --dataset scannet --split train"):
+        ShardDataset(dst / "manifest.parquet", surface="loss.kind=sdf")

@@ -229,3 +229,34 @@ def test_save_meshes_writes_only_the_figure_frames_by_default(tiny_frames, tmp_p
         write_figures(table, refs, settings, k=1)
         written = sorted((tmp_path / mode).glob("meshes/**/*.ply"))
         assert written == sorted(mesh_path(settings.out, "noisy", r) for r in expected), mode
+def test_sdf_grid_is_meshed_at_zero_and_its_traced_depth_used_on_request(tmp_path):
+    """An SDF grid file (field "sdf") is meshed at level 0; with depth_source "trace" the depth it
+    stores is what the depth metrics and the fit see (here 20 % deeper than the mesh: the fit finds
+    a = 1/1.2), with "mesh" the mesh is rendered; each row names the source used."""
+    from benchmark.metrics import depth_metrics
+
+    ref = FrameRef("scannet", "scene_wall", 3, tmp_path / "unused.h5", 0, tmp_path)
+    frame = _plane_frame(ref)
+    n, cell = 40, np.array([0.2, 0.15, 0.05])
+    origin = np.array([-3.9, -2.9, 1.0])
+    idx = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1)
+    p = origin + idx * cell
+    sdf = ((2.0 + 0.3 * p[..., 0] - p[..., 2]) / np.hypot(0.3, 1.0)).astype(np.float16)  # > 0 in front
+    method = tmp_path / "sdf"
+    traced = (1.2 * frame.rendered_depth).astype(np.float32)
+    np.savez(_stem(method, ref).with_suffix(".npz"), sdf=sdf, field=np.str_("sdf"), level=np.float64(0.0),
+             origin=origin, cell=cell, trace_depth=traced)
+    vertices, faces, kind = load_prediction(method, frame)
+    assert kind == "grid" and len(faces) > 100
+    assert np.abs(vertices[:, 2] - 2.0 - 0.3 * vertices[:, 0]).max() < 2e-3  # float16 grid
+    rows = {}
+    for source in ("mesh", "trace"):
+        settings = Settings({"sdf": method}, ("release",), tmp_path / source, 2_000, depth_source=source)
+        rows[source] = score_frame(frame, "sdf", settings)[0]
+        assert rows[source]["depth_source"] == source
+    want = depth_metrics(traced.astype(np.float64), frame.rendered_depth.astype(np.float64))
+    assert rows["trace"]["metric_depth_abs_rel"] == pytest.approx(want["abs_rel"]) == pytest.approx(0.2)
+    assert rows["trace"]["fit_a"] == pytest.approx(1 / 1.2, rel=1e-6)
+    assert rows["mesh"]["metric_depth_abs_rel"] < 0.01 and rows["mesh"]["fit_a"] == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="depth_source"):
+        evaluate([], Settings({"sdf": method}, ("release",), tmp_path / "x", depth_source="rays"))

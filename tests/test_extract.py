@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from benchmark.render import render_depth
 
 ORIGIN = np.array([0.3, -0.7, 1.1])
@@ -50,10 +50,32 @@ def test_sphere_centre_radius_and_outward_normals():
     assert volume == pytest.approx(4 / 3 * np.pi * r0 ** 3, rel=0.01)
 
 
+def test_sdf_grid_gives_the_occupancy_mesh_with_the_same_orientation():
+    """An SDF (> 0 free) at level 0 and an occupancy ramp that is an affine image of it at level 0.5
+    give the same vertices and faces; NaN cells count as free in both."""
+    p = grid_points((24, 20, 28))
+    centre = ORIGIN + np.array([11.2, 9.7, 13.1]) * CELL
+    sdf = np.linalg.norm(p - centre, axis=-1) - 0.35
+    sdf[0, 0, 0] = np.nan
+    occ = 0.5 - sdf / 2.0  # in [0, 1] on this grid: no clipping, exactly affine
+    assert np.nanmin(occ) > 0 and np.nanmax(occ) < 1
+    v_s, f_s = extract_mesh(sdf, ORIGIN, CELL, field="sdf")
+    v_o, f_o = extract_mesh(occ, ORIGIN, CELL)
+    assert len(f_s) > 100
+    np.testing.assert_allclose(v_s, v_o, atol=1e-6)
+    np.testing.assert_array_equal(f_s, f_o)
+    a, b, c = v_s[f_s[:, 0]], v_s[f_s[:, 1]], v_s[f_s[:, 2]]
+    assert (np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3 - centre) > 0).all()  # outward = free
+    shifted, _ = extract_mesh(sdf, ORIGIN, CELL, level=0.05, field="sdf")  # an explicit level: a larger sphere
+    assert np.linalg.norm(shifted - centre, axis=1).mean() > np.linalg.norm(v_s - centre, axis=1).mean() + 0.04
+    with pytest.raises(ValueError, match="field"):
+        extract_mesh(sdf, ORIGIN, CELL, field="udf")
+
+
 def test_no_crossing_gives_empty_mesh():
     v, f = extract_mesh(np.zeros((4, 4, 4)), ORIGIN, CELL)
     assert v.shape == (0, 3) and f.shape == (0, 3)
-    with pytest.raises(ValueError, match="3-D grid"):
+    with pytest.raises(ValueError, match="3-D"):
         extract_mesh(np.zeros((4, 4)), ORIGIN, CELL)
 
 

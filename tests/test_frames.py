@@ -170,6 +170,37 @@ def test_non_surface_points_in_frustum_and_away_from_surface(scene, exclusion):
         assert np.sqrt(d2.min()) >= cfg.exclusion_distance - 1e-5
 
 
+def test_surface_samples_lie_on_the_mesh_facing_the_camera_with_their_colour(scene):
+    """On-surface samples: on an analytic face, normal = that face's axis turned toward the camera,
+    colour = the vertex colours interpolated (exact for colours linear in position, up to rounding);
+    near-surface offsets are the signed distances the labels come from; no other field changed."""
+    rgb = lambda p: np.stack((40 * (p[:, 0] + 2), 40 * (p[:, 1] + 1.2), 40 * (p[:, 2] + 1)), axis=1)  # noqa: E731
+    colored = replace(scene, vertex_colors=np.rint(rgb(scene.vertices)).astype(np.uint8), _chunks=None)
+    kw = dict(dataset="scannet", scene_id="s0", split="train")
+    s = prepare_frame(colored, raw_frame(camera_pose()), CFG, **kw)
+    assert s.surface_points.shape == s.surface_normals.shape == s.surface_colors.shape == (CFG.surface_points, 3)
+    world, centre = to_world(s, s.surface_points), camera_pose()[:3, 3]
+    normals = s.surface_normals.astype(np.float64) @ s.world_to_camera[:3, :3].astype(np.float64)  # to world
+    dist = np.array([rect_distance(world, r) for r in rectangles()])
+    on = dist.argmin(axis=0)
+    assert dist.min(axis=0).max() < 1e-5
+    np.testing.assert_allclose(np.linalg.norm(s.surface_normals, axis=1), 1, atol=1e-6)
+    axes = np.array([r[0] for r in rectangles()])[on]
+    np.testing.assert_allclose(np.abs(normals[np.arange(len(on)), axes]), 1, atol=1e-6)
+    assert (np.einsum("ij,ij->i", normals, centre - world) > 0).all()
+    assert s.surface_colored and np.abs(s.surface_colors - rgb(world)).max() <= 1.01
+    assert s.surface_colors.dtype == np.uint8
+    assert (np.abs(s.near_surface_offsets) <= CFG.surface_offset).all()
+    np.testing.assert_array_equal(s.near_surface_labels, (s.near_surface_offsets < 0).astype(np.uint8))
+    plain = prepare_frame(scene, raw_frame(camera_pose()), CFG, **kw)  # no vertex colours
+    assert not plain.surface_colored and not plain.surface_colors.any()
+    np.testing.assert_array_equal(plain.surface_points, s.surface_points)
+    none = prepare_frame(scene, raw_frame(camera_pose()), replace(CFG, surface_points=0), **kw)
+    assert none.surface_points.shape == (0, 3)
+    for name in ("near_surface_points", "near_surface_labels", "non_surface_points", "visible_faces"):
+        np.testing.assert_array_equal(getattr(none, name), getattr(s, name), err_msg=name)
+
+
 def test_deterministic_and_frame_dependent(scene, sample):
     again = prepare_frame(scene, raw_frame(camera_pose()), CFG, dataset="scannet", scene_id="s0", split="train")
     for name in ("near_surface_points", "near_surface_labels", "non_surface_points", "visible_faces", "image"):

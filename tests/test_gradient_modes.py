@@ -22,9 +22,10 @@ def _points(gen, b, q):
     return torch.cat((xy, z), dim=-1)
 
 
-def _setup(seed=0):
+def _setup(seed=0, **model):
     torch.manual_seed(seed)
-    net = DGSNet(ModelConfig.tiny()).double()
+    cfg = ModelConfig.tiny()
+    net = DGSNet(ModelConfig(**{**vars(cfg), **model})).double()
     gen = torch.Generator().manual_seed(seed)
     depth = 1 + torch.rand(2, 32, 48, generator=gen, dtype=torch.float64)
     depth[:, :4] = float("nan")
@@ -136,15 +137,34 @@ def test_inference_under_no_grad_and_bad_mode():
 
 
 def test_sdf_loss_modes_agree():
-    net, batch = _setup(8)
+    net, batch = _setup(8, color=True)
     gen = torch.Generator().manual_seed(8)
     batch.surface_points = _points(gen, 2, 12)
     batch.surface_normals = torch.nn.functional.normalize(torch.randn(2, 12, 3, generator=gen, dtype=torch.float64), dim=-1)
+    batch.near_offsets = (torch.rand(2, 24, generator=gen, dtype=torch.float64) - 0.5) * 0.1
+    batch.surface_colors = torch.rand(2, 12, 3, generator=gen, dtype=torch.float64)
     cfg = dict(kind="sdf", sdf_normal_weight=0.5)
     ref, terms = _param_grads(net, batch, gradient_mode="autograd", **cfg)
-    assert {"surface", "eikonal", "normal", "depth"} <= set(terms)
+    assert {"surface", "eikonal", "normal", "near", "color", "depth"} <= set(terms)
+    assert ref["color_head.weight"].abs().max() > 0
     got, _ = _param_grads(net, batch, gradient_mode="dgs", **cfg)
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-10, msg=name)
     with pytest.raises(ValueError, match="nograd"):
         _param_grads(net, batch, gradient_mode="nograd", **cfg)
+
+
+def test_fourier_embedding_works_in_every_gradient_mode():
+    """model.embedding=fourier: its analytic Jacobian (forward mode) and every VJP mode give autograd's
+    spatial gradient and parameter gradients (float64)."""
+    net, batch = _setup(9, embedding="fourier", fourier_features=12, fourier_sigma=2.0)
+    feats = net.encode(batch.images).features
+    _, g_ref = gm.field_and_gradient(net, feats, batch.far_points, K, "autograd")
+    ref, _ = _param_grads(net, batch, gradient_mode="autograd")
+    assert net.pe.d_out == 24 and g_ref.abs().max() > 1e-3
+    for mode, tol in (("dgs", 1e-10), ("dgs_forward", 1e-10), ("numerical", 1e-6)):
+        _, g = gm.field_and_gradient(net, feats, batch.far_points, K, mode, step=1e-6)
+        torch.testing.assert_close(g, g_ref, rtol=tol, atol=tol, msg=mode)
+        got, _ = _param_grads(net, batch, gradient_mode=mode, numerical_step=1e-6)
+        for name in ref:
+            torch.testing.assert_close(got[name], ref[name], rtol=tol, atol=tol, msg=f"{mode}: {name}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from dgs_core.grid_refine import lattice, refine, start_stride
 from dgs_core.infer import predict_grid
 

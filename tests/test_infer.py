@@ -1,5 +1,5 @@
 """dgs_core.infer: the evaluation grid against brute-force queries, the frustum, the grid convention
-that benchmark.extract assumes, and the resumable per-manifest prediction."""
+that pipeline.geometry.isosurface assumes, and the resumable per-manifest prediction."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.extract import extract_mesh
+from pipeline.geometry.isosurface import extract_mesh
 from dgs_core.model.inputs import image_to_tensor
 from dgs_core.infer import Z_NEAR, frame_path, grid_geometry, predict_frames, predict_grid
 from dgs_core.model import DGSNet, ModelConfig
@@ -166,7 +166,8 @@ def test_cli_predicts_from_a_checkpoint(prepared_tiny, tmp_path) -> None:
     assert main(["--checkpoint", str(ckpt), "--manifest", str(manifest), "--root", str(prepared_tiny.matterport_root),
                  "--out", str(out), "--resolution", str(res), "--device", "cpu", "--threads", "1"]) == 0
     method = json.loads((out / "method.json").read_text())
-    assert method == {"name": "tiny_nograd", "kind": "grid", "checkpoint": str(ckpt), "resolution": res}
+    assert method == {"name": "tiny_nograd", "kind": "grid", "checkpoint": str(ckpt), "resolution": res,
+                      "field": "occupancy", "depth_source": "mesh"}
     assert (out / "matterport" / "done").exists()
     frames = read_manifest(manifest).query("status == 'ok'")
     row = frames.iloc[0]
@@ -177,3 +178,78 @@ def test_cli_predicts_from_a_checkpoint(prepared_tiny, tmp_path) -> None:
     with np.load(frame_path(out, "matterport", row.scene_id, row.frame_index)) as grid:
         np.testing.assert_array_equal(grid["occupancy"], expected.astype(np.float16))
     assert len(list(out.glob("matterport/*/*.npz"))) == len(frames)
+
+
+class SdfNet(FieldNet):
+    """A stand-in network whose raw output is an analytic signed distance (metres, > 0 free)."""
+
+    def query(self, features, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+        self.queried.append(points[0].double().numpy())
+        return self.occupancy(points[0].double())[None].float()
+
+
+def _plane_sdf(p: torch.Tensor) -> torch.Tensor:
+    """Signed distance to the plane z = 2 + 0.2x − 0.1y, positive on the camera side."""
+    n = torch.tensor([-0.2, 0.1, 1.0], dtype=p.dtype)
+    return (2.0 - p @ n) / torch.linalg.vector_norm(n)
+
+
+@pytest.mark.parametrize("grid", ["dense", "coarse_to_fine"])
+def test_sdf_grids_mesh_at_level_zero_and_are_free_outside(grid) -> None:
+    box_min, box_max, res = np.array([-1.5, -1.2, 1.5]), np.array([1.5, 1.2, 2.7]), 32
+    net = SdfNet(_plane_sdf)
+    sdf, origin, cell = predict_grid(net, _image(), INTRINSICS_PX, box_min, box_max, res, grid=grid, field="sdf")
+    inside = _in_frustum(_cell_centres(box_min, box_max, res))
+    assert 0 < inside.sum() < inside.size and np.all(sdf[~inside] == 1.0)  # free, never queried
+    vertices, faces = extract_mesh(sdf, origin, cell, field="sdf")
+    assert len(faces) > 100
+    residual = vertices[:, 2] - (2.0 + 0.2 * vertices[:, 0] - 0.1 * vertices[:, 1])
+    # Away from the frustum's sides (where the occupied side meets the free outside) every vertex
+    # lies on the plane, and the plane is there.
+    inner = _in_frustum(vertices * [1 / 0.9, 1 / 0.9, 1]) & (vertices[:, 2] < 2.6)
+    assert inner.sum() > 50 and np.abs(residual[inner]).max() < 1e-5
+    normals = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    assert (normals[inner[faces].all(1), 2] < 0).all()  # toward the camera: from occupied to free
+
+
+def test_sdf_model_traced_depth_and_coloured_meshes(prepared_tiny, tmp_path) -> None:
+    """predict_frames of an SDF field with trace_depth stores the sphere-traced depth (the plane's exact
+    depth within the footprint) next to the grid; a colour model writes vertex-coloured meshes outside
+    the dataset tree, coloured by its head at the vertices."""
+    from benchmark.predictions import load_prediction, traced_depth
+    from dgs_core.color import vertex_colors
+    from dgs_core.sphere_trace import footprint_epsilon, pixel_rays
+    from pipeline.formats.ply import read_ply
+    from pipeline.testset import list_test_frames, read_test_frame
+
+    manifest, res = prepared_tiny.manifest("scannet", "test"), 6
+    paths = predict_frames(SdfNet(_plane_sdf), manifest, prepared_tiny.scannet_root, tmp_path / "sdf",
+                           resolution=res, grid="dense", field="sdf", trace_depth=True)
+    ref = list_test_frames(manifest, "scannet", prepared_tiny.scannet_root)[0]
+    frame = read_test_frame(ref)
+    with np.load(paths[0]) as grid:
+        assert str(grid["field"]) == "sdf" and float(grid["level"]) == 0 and grid["trace_queries"] > 0
+        assert grid["sdf"].shape == (res,) * 3 and "occupancy" not in grid.files
+    depth = traced_depth(tmp_path / "sdf", frame)
+    d = pixel_rays(WIDTH, HEIGHT, INTRINSICS_PX).numpy()
+    exact = 2.0 / (d @ np.array([-0.2, 0.1, 1.0]))
+    below = exact <= frame.gt_box()[1][2]  # rays end at the grid box's far face
+    assert below.sum() > 100 and np.isnan(depth[~below]).all()
+    gap = exact[below] - depth[below]
+    assert (gap >= -1e-5).all() and (gap < 2 * footprint_epsilon(exact[below].max(), INTRINSICS_PX)).all()
+    assert load_prediction(tmp_path / "sdf", frame)[2] == "grid"
+
+    torch.manual_seed(4)
+    net = DGSNet(ModelConfig(**{**vars(ModelConfig.tiny()), "color": True})).eval()
+    predict_frames(net, manifest, prepared_tiny.scannet_root, tmp_path / "rgb", resolution=res, grid="dense")
+    mesh_file = tmp_path / "rgb" / "colored_meshes" / "scannet" / ref.scene_id / f"{ref.frame_index:06d}.ply"
+    vertices, faces, _ = load_prediction(tmp_path / "rgb", frame)  # the scored mesh: the same geometry
+    mesh = read_ply(mesh_file)
+    assert len(mesh.faces) == len(faces) > 0
+    np.testing.assert_allclose(mesh.vertices, vertices, atol=1e-6)
+    rgb = np.stack([mesh.vertex_data[c] for c in ("red", "green", "blue")], axis=1)
+    assert rgb.dtype == np.uint8
+    features = net.encode(image_to_tensor(frame.image)[None]).features
+    k = [2 * 57.6 / WIDTH, 2 * 57.6 / HEIGHT, 0.0, 0.0]
+    np.testing.assert_array_equal(rgb, vertex_colors(net, features, mesh.vertices, k))
+    assert traced_depth(tmp_path / "rgb", frame) is None  # an occupancy model's grid holds no traced depth

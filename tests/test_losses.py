@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dgs_core.losses import LossConfig, depth_l1, gradient_penalty, occupancy_loss, sdf_loss
+from dgs_core.losses import LossConfig, color_l1, depth_l1, gradient_penalty, occupancy_loss, occupied, sdf_loss
 
 
 def _bce(logit, y):
@@ -63,6 +63,29 @@ def test_sdf_loss_eq2_by_hand():
     assert terms["eikonal"].item() == pytest.approx((1.0 + 0.0) / 2)
     assert terms["normal"].item() == pytest.approx((0.0 + 1.0) / 2)
     assert total.item() == pytest.approx(0.2 + 0.1 * 0.5 + 2.0 * 0.5)
+    # Eikonal is |‖∇s‖ − 1| (not squared): ‖(0, 0, 3)‖ − 1 = 2, ‖(0.3, 0.4, 0)‖ − 1 = −0.5
+    _, terms = sdf_loss(s, torch.tensor([[[0.0, 0.0, 3.0], [0.3, 0.4, 0.0]]]), cfg)
+    assert terms["eikonal"].item() == pytest.approx((2.0 + 0.5) / 2)
+    # signed near-surface term: s(p_near) against the stored offsets d
+    near, d = torch.tensor([[0.05, -0.02, 0.0]]), torch.tensor([[0.03, 0.01, -0.04]])
+    cfg = LossConfig(kind="sdf", sdf_near_weight=3.0)
+    total, terms = sdf_loss(s, g_space, cfg, near_sdf=near, near_offsets=d)
+    assert terms["near"].item() == pytest.approx((0.02 + 0.03 + 0.04) / 3)
+    assert total.item() == pytest.approx(0.2 + 0.1 * 0.5 + 3.0 * 0.03) and "normal" not in terms
+
+
+def test_color_l1_skips_frames_without_colour_and_occupied_sides():
+    pred = torch.tensor([[[0.5, 0.5, 0.5], [0.0, 1.0, 0.2]], [[0.9, 0.9, 0.9], [0.1, 0.1, 0.1]]], requires_grad=True)
+    target = torch.tensor([[[0.25, 0.5, 1.0], [0.0, 0.5, 0.2]], [[float("nan")] * 3] * 2])
+    c = color_l1(pred, target)
+    assert c.item() == pytest.approx((0.25 + 0 + 0.5 + 0 + 0.5 + 0) / 6)
+    c.backward()
+    assert pred.grad[1].abs().sum() == 0  # the frame without colours does not pull
+    empty = color_l1(pred, torch.full_like(target, float("nan")))
+    assert empty.item() == 0.0 and empty.requires_grad
+    v = torch.tensor([0.5, -0.5, 0.0])
+    assert occupied(v, "occupancy").tolist() == [True, False, False]  # logit > 0: o > 0.5
+    assert occupied(v, "sdf").tolist() == [False, True, False]        # s < 0: inside
 
 
 def test_loss_config_validation():

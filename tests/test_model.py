@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dgs_core.camera import normalised_intrinsics, project
-from dgs_core.model.decoder import PositionalEncoding, ResnetFC, sigmoid_tracked
+from dgs_core.model.decoder import FourierEncoding, PositionalEncoding, ResnetFC, sigmoid_tracked
 from dgs_core.model.encoder import Encoder, EncoderConfig
 from dgs_core.model.weights import load_pretrained
 from dgs_core.model.net import DGSNet, ModelConfig
@@ -98,3 +98,43 @@ def test_net_forward_range_and_projection():
     assert o.shape == (2, 10) and bool(((o >= 0) & (o <= 1)).all())
     with pytest.raises(ValueError, match=r"\(B, Q, 3\)"):
         net(torch.randn(2, 3, 32, 48), pts[..., :2], k)
+
+
+def test_fourier_features_values_jacobian_and_seed():
+    enc = FourierEncoding(features=8, sigma=0.8, seed=3).double()
+    p = torch.randn(5, 3, dtype=torch.float64)
+    angles = 2 * math.pi * p @ enc.B.T
+    torch.testing.assert_close(enc(p), torch.cat((torch.cos(angles), torch.sin(angles)), -1))
+    assert enc.d_out == 16 and 0.3 < enc.B.std().item() < 1.5
+    jac = torch.stack([torch.autograd.functional.jacobian(enc, p[i]) for i in range(5)])  # (5, 16, 3)
+    torch.testing.assert_close(enc.tangents(p), jac.transpose(1, 2), rtol=1e-12, atol=1e-12)
+    assert torch.equal(FourierEncoding(8, 0.8, 3).B, FourierEncoding(8, 0.8, 3).B)
+    assert not torch.equal(FourierEncoding(8, 0.8, 3).B, FourierEncoding(8, 0.8, 4).B)
+    with pytest.raises(ValueError, match="sigma"):
+        FourierEncoding(8, 0.0)
+
+
+def test_fourier_matrix_travels_in_the_state_dict():
+    cfg = ModelConfig(**{**vars(ModelConfig.tiny()), "embedding": "fourier", "fourier_features": 4})
+    a = DGSNet(cfg)
+    assert "pe.B" in a.state_dict() and a.pe.d_out == 8 and a.decoder.lin_in.in_features == 8
+    b = DGSNet(cfg)
+    b.pe.B.zero_()
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.pe.B, b.pe.B)
+    with pytest.raises(ValueError, match="model.embedding"):
+        ModelConfig(embedding="hash")
+
+
+def test_colour_head_range_and_shared_trunk():
+    torch.manual_seed(3)
+    net = DGSNet(ModelConfig(**{**vars(ModelConfig.tiny()), "color": True})).eval()
+    k = torch.tensor([[1.8, 2.4, 0.0, 0.0]])
+    feats = net.encode(torch.randn(1, 3, 32, 48)).features
+    pts = torch.randn(1, 50, 3) * 3 + torch.tensor([0.0, 0.0, 4.0])
+    net.color_head.bias.data.fill_(30.0)  # saturating pre-activations still map into [0, 1]
+    logit, rgb = net.query_color(feats, pts, k)
+    assert rgb.shape == (1, 50, 3) and bool(((rgb >= 0) & (rgb <= 1)).all())
+    torch.testing.assert_close(logit, net.query(feats, pts, k))  # the colour head reads the same trunk
+    with pytest.raises(ValueError, match="model.color"):
+        DGSNet(ModelConfig.tiny()).query_color(feats, pts, k)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from pipeline.frame_sample import FrameSample
-from pipeline.shards import SCHEMA_VERSION, SchemaError, ShardLayout, ShardReader, ShardWriter
+from pipeline.shards import (ARRAY_FIELDS, MIN_SCHEMA_VERSION, SCHEMA_VERSION, SURFACE_SAMPLES, SchemaError,
+                             ShardLayout, ShardReader, ShardWriter)
 
-W, H, K, M = 16, 12, 32, 8
+W, H, K, M, S = 16, 12, 32, 8, 6
 
 
 def make_sample(i: int, n_faces: int | None = None) -> FrameSample:
@@ -35,7 +36,11 @@ def make_sample(i: int, n_faces: int | None = None) -> FrameSample:
         near_surface_points=rng.normal(size=(K, 3)).astype(np.float32),
         near_surface_labels=rng.integers(0, 2, K, dtype=np.uint8), near_surface_valid=near_valid,
         non_surface_points=rng.normal(size=(M, 3)).astype(np.float32),
-        non_surface_valid=rng.random(M) < 0.8, visible_faces=faces)
+        non_surface_valid=rng.random(M) < 0.8, visible_faces=faces,
+        near_surface_offsets=rng.uniform(-0.1, 0.1, K).astype(np.float32),
+        surface_points=rng.normal(size=(S, 3)).astype(np.float32),
+        surface_normals=rng.normal(size=(S, 3)).astype(np.float32),
+        surface_colors=rng.integers(0, 256, (S, 3), dtype=np.uint8), surface_colored=bool(i % 2))
 
 
 def assert_same(a: FrameSample, b: FrameSample) -> None:
@@ -62,7 +67,7 @@ def test_round_trip_every_field(tmp_path: Path, compression: str) -> None:
     for s, (name, row) in zip(samples, places):
         with ShardReader(tmp_path / name) as r:
             assert_same(r[row], s)
-            assert r.layout == ShardLayout(W, H, K, M)
+            assert r.layout == ShardLayout(W, H, K, M, S)
     with ShardReader(tmp_path / "shard_00001.h5") as r:
         assert len(r) == 2 and r.visible_faces(1).shape == (0,)
         assert r.read(0, fields=("frame_index", "split")) == {"frame_index": 28, "split": "train"}
@@ -152,7 +157,7 @@ def test_version_1_shards_and_manifests_read_structure_source_as_unknown(tmp_pat
         w.append(sample)
     path = tmp_path / "shard_00000.h5"
     with ShardReader(path) as reader:
-        assert reader[0].structure_source == "inferred" and reader.version == SCHEMA_VERSION == 2
+        assert reader[0].structure_source == "inferred" and reader.version == SCHEMA_VERSION
     with h5py.File(path, "a") as f:  # what a version-1 writer left
         del f["structure_source"]
         f.attrs["schema_version"] = 1
@@ -166,3 +171,34 @@ def test_version_1_shards_and_manifests_read_structure_source_as_unknown(tmp_pat
     row = {c: ("x" if t == "string" else 0) for c, t in COLUMNS.items() if c != "structure_source"}
     pd.DataFrame([row]).to_parquet(manifest)
     assert read_manifest(manifest)["structure_source"].tolist() == ["unknown"]
+def test_older_versions_read_with_the_newer_fields_absent(tmp_path: Path, as_version_1) -> None:
+    assert MIN_SCHEMA_VERSION == 1 and all(MIN_SCHEMA_VERSION <= f.since <= SCHEMA_VERSION for f in ARRAY_FIELDS)
+    added = {f.attr for f in ARRAY_FIELDS if f.since == SURFACE_SAMPLES}
+    assert added == {"near_surface_offsets", "surface_points", "surface_normals", "surface_colors", "surface_colored"}
+    sample = make_sample(2)
+    with ShardWriter(tmp_path) as w:
+        w.append(sample)
+    path = tmp_path / "shard_00000.h5"
+    with ShardReader(path) as r:
+        r.require(tuple(added), "the SDF loss")  # a current shard has everything
+    as_version_1(path)
+    with ShardReader(path) as r:
+        row = r[0]
+        assert r.version == 1 and r.layout == ShardLayout(W, H, K, M, 0)
+        for name in added:
+            assert getattr(row, name) is None, name
+        np.testing.assert_array_equal(row.near_surface_points, sample.near_surface_points)
+        assert r.read(0, ("surface_points", "split")) == {"surface_points": None, "split": "train"}
+        r.require(("near_surface_points", "image"), "training")  # version-1 fields: no error
+        with pytest.raises(SchemaError, match=rf"shard {path}: loss.kind=sdf needs \['surface_points'\].*version "
+                                              rf"{SURFACE_SAMPLES} on.*version 1.*python -m pipeline.prepare "
+                                              rf"--dataset scannet --split train --scene scene0000_00"):
+            r.require(("surface_points", "image"), "loss.kind=sdf")
+
+
+def test_writer_refuses_a_frame_without_the_current_fields(tmp_path: Path) -> None:
+    old = make_sample(0)
+    old.surface_normals = None
+    with pytest.raises(ValueError, match="'surface_normals' is missing"):
+        with ShardWriter(tmp_path) as w:
+            w.append(old)

@@ -11,7 +11,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TARGETS = ["prepare_scannet", "prepare_matterport", "train_dgs", "train_ablation", "evaluate", "report", "loss_curves",
-           "ablation", "demo", "prepare_objects", "objects"]
+           "ablation", "sdf_study", "demo", "prepare_objects", "objects"]
 
 
 def _snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,8 +1,9 @@
 """DVR/pixelNeRF-style ResNetFC occupancy decoder with optional forward-mode gradient tracking (SPEC §3).
 
-Inputs per query point: the positional encoding of its camera-space xyz (39 dims) and the latent
-(concatenated feature-map samples). The network returns a *logit*; occupancy is ``sigmoid(logit)``
-∈ [0, 1] with 1 = occupied (inside/behind the surface), 0 = free space — one convention everywhere.
+Inputs per query point: an embedding of its camera-space xyz (the NeRF-style positional encoding,
+39 dims, or random Fourier features) and the latent (concatenated feature-map samples). The network
+returns a *logit*; occupancy is ``sigmoid(logit)`` ∈ [0, 1] with 1 = occupied (inside/behind the
+surface), 0 = free space — one convention everywhere (an SDF model reads the raw output as s, SPEC §3.6).
 
 Forward-mode tracking carries every activation as a (..., 4, D) tensor ``[value, ∂/∂x, ∂/∂y, ∂/∂z]``:
 linear layers apply W to all four rows and the bias to the value only, ReLU masks all four rows by the
@@ -53,6 +54,41 @@ class PositionalEncoding(nn.Module):
         d = torch.stack((dsin, dcos), dim=-2)[..., None, :, :, :] * eye[:, None, None, :]  # (...,3,F,2,3)
         ident = eye.expand(*p.shape[:-1], 3, 3)
         return torch.cat((ident, d.flatten(-3)), dim=-1)
+
+
+class FourierEncoding(nn.Module):
+    """Random Fourier features (Tancik et al. 2020): xyz (..., 3) metres → (..., 2m),
+    ``γ(p) = [cos(2π·Bp), sin(2π·Bp)]`` with B (m, 3) drawn once from N(0, σ²) (σ in cycles per
+    metre) by a generator seeded with ``seed``; B is a buffer, so checkpoints store it.
+    """
+
+    def __init__(self, features: int = 256, sigma: float = 0.8, seed: int = 0) -> None:
+        super().__init__()
+        if features < 1 or not sigma > 0:
+            raise ValueError(f"FourierEncoding: expected features ≥ 1 and sigma > 0, found {features}, {sigma}")
+        gen = torch.Generator().manual_seed(int(seed))
+        self.register_buffer("B", torch.randn(features, 3, generator=gen, dtype=torch.float64).float() * sigma)
+
+    @property
+    def d_out(self) -> int:
+        return 2 * self.B.shape[0]
+
+    def _angles(self, p: torch.Tensor) -> torch.Tensor:
+        return 2 * math.pi * p @ self.B.to(p.dtype).T  # (..., m)
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        a = self._angles(p)
+        return torch.cat((torch.cos(a), torch.sin(a)), dim=-1)
+
+    def tangents(self, p: torch.Tensor) -> torch.Tensor:
+        """Analytic Jacobian of :meth:`forward`: (..., 3, 2m), row k = ∂γ/∂p_k
+        (∂cos a_j/∂p_k = −2π·B_jk·sin a_j, ∂sin a_j/∂p_k = 2π·B_jk·cos a_j)."""
+        a = self._angles(p)[..., None, :]            # (..., 1, m)
+        w = 2 * math.pi * self.B.to(p.dtype).T       # (3, m)
+        return torch.cat((-w * torch.sin(a), w * torch.cos(a)), dim=-1)
+
+
+EMBEDDINGS = ("positional", "fourier")
 
 
 class ResnetBlockFC(nn.Module):
@@ -111,18 +147,26 @@ class ResnetFC(nn.Module):
             nn.init.kaiming_normal_(lin.weight, a=0, mode="fan_in")
             nn.init.zeros_(lin.bias)
 
-    def _run(self, x: torch.Tensor, z: torch.Tensor, lin: Linear, relu: Callable[[torch.Tensor], torch.Tensor]
-             ) -> torch.Tensor:
+    def _trunk(self, x: torch.Tensor, z: torch.Tensor, lin: Linear, relu: Callable[[torch.Tensor], torch.Tensor]
+               ) -> torch.Tensor:
         h = lin(self.lin_in, x)
         for i, blk in enumerate(self.blocks):
             if i < len(self.lin_z):
                 h = h + lin(self.lin_z[i], z)
             h = h + lin(blk.fc_1, relu(lin(blk.fc_0, relu(h))))
-        return lin(self.lin_out, relu(h))[..., 0]
+        return relu(h)
+
+    def _run(self, x: torch.Tensor, z: torch.Tensor, lin: Linear, relu: Callable[[torch.Tensor], torch.Tensor]
+             ) -> torch.Tensor:
+        return lin(self.lin_out, self._trunk(x, z, lin, relu))[..., 0]
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x (..., d_in) encoded xyz, z (..., d_latent) latent → logit (...)."""
         return self._run(x, z, _linear_plain, F.relu)
+
+    def hidden(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The last hidden activation (..., d_hidden) that ``lin_out`` (and a colour head) reads."""
+        return self._trunk(x, z, _linear_plain, F.relu)
 
     def forward_tracked(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Forward-mode: x (..., 4, d_in), z (..., 4, d_latent) ``[value, ∂x, ∂y, ∂z]`` → (..., 4) logit

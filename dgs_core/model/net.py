@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dgs_core.camera import project
-from dgs_core.model.decoder import PositionalEncoding, ResnetFC
+from dgs_core.model.decoder import EMBEDDINGS, FourierEncoding, PositionalEncoding, ResnetFC
 from dgs_core.model.encoder import Encoder, EncoderConfig, EncoderOutput
 from dgs_core.model.inputs import INPUT_NORMS
 from dgs_core.model.leres import LeReSEncoder
@@ -32,7 +32,12 @@ DEPTH_HEADS = ("end_to_end", "frozen")
 @dataclass
 class ModelConfig:
     """Model shape and input convention. Defaults are the release: the LeReS ResNeXt-101 encoder
-    (five 256-channel maps), a 5 blocks × 512 decoder, and RGB in [0, 1] (``input_norm="none"``)."""
+    (five 256-channel maps), a 5 blocks × 512 decoder, and RGB in [0, 1] (``input_norm="none"``).
+
+    Point embedding and colour (SPEC §3.2, §3.10): ``embedding`` "positional" (the release: NeRF-style,
+    ``num_freqs`` octaves) or "fourier" (``fourier_features`` random rows of B ~ N(0, σ²), σ =
+    ``fourier_sigma`` cycles per metre, drawn from ``fourier_seed``); ``color`` adds an RGB head.
+    """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     d_hidden: int = 512
@@ -44,6 +49,11 @@ class ModelConfig:
     features: str = "image"
     depth_head: str = "end_to_end"
     voxel: VoxelConfig = field(default_factory=VoxelConfig)
+    embedding: str = "positional"
+    fourier_features: int = 256
+    fourier_sigma: float = 0.8
+    fourier_seed: int = 0
+    color: bool = False
 
     def __post_init__(self) -> None:
         if self.input_norm not in INPUT_NORMS:
@@ -54,6 +64,8 @@ class ModelConfig:
         if "voxel" in self.features and not self.encoder.depth_head:
             raise ValueError("model: features with 'voxel' voxelise the predicted depth; "
                              "set model.encoder.depth_head: true")
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"model.embedding: expected one of {EMBEDDINGS}, found {self.embedding!r}")
 
     @classmethod
     def tiny(cls, channels: int = 4, hidden: int = 16) -> "ModelConfig":
@@ -93,11 +105,13 @@ class DGSNet(nn.Module):
         self.config = config = config or ModelConfig()
         self.encoder = build_encoder(config.encoder)
         self.voxel = VoxelBranch(config.voxel) if "voxel" in config.features else None
-        self.pe = PositionalEncoding(config.num_freqs)
+        self.pe = (FourierEncoding(config.fourier_features, config.fourier_sigma, config.fourier_seed)
+                   if config.embedding == "fourier" else PositionalEncoding(config.num_freqs))
         latent = (self.encoder.feature_channels if "image" in config.features else 0) + (
             config.voxel.out_channels if self.voxel is not None else 0)
         self.decoder = ResnetFC(self.pe.d_out, latent, config.d_hidden, config.n_blocks, config.n_combine,
                                 config.zero_init)
+        self.color_head = nn.Linear(config.d_hidden, 3) if config.color else None
 
     def encode(self, images: torch.Tensor, intrinsics: torch.Tensor | None = None) -> EncoderOutput:
         """images (B, 3, H, W), normalised by ``config.input_norm`` (:mod:`dgs_core.model.inputs`) →
@@ -123,6 +137,14 @@ class DGSNet(nn.Module):
     def query(self, features: list, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         """Logits (B, Q) at camera-space points from precomputed feature maps."""
         return self.decode(sample_maps(features, points, intrinsics), points)
+
+    def query_color(self, features: list, points: torch.Tensor, intrinsics: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, Q) and colours (B, Q, 3) RGB in [0, 1] from one decoder pass (``model.color``)."""
+        if self.color_head is None:
+            raise ValueError("DGSNet.query_color: this model has no colour head; train it with model.color: true")
+        h = self.decoder.hidden(self.pe(points), sample_maps(features, points, intrinsics))
+        return self.decoder.lin_out(h)[..., 0], torch.sigmoid(self.color_head(h))
 
     def forward(self, images: torch.Tensor, points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W), points (B, Q, 3) camera xyz (m), intrinsics (B, 4) → occupancy (B, Q) ∈ [0, 1]."""

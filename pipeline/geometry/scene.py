@@ -33,7 +33,8 @@ class SceneGeometry:
     structure: (F,) bool, face label in the structure classes. normals: (F, 3) float64 unit normals by
     winding (zero for degenerate faces; the side is re-decided per frame toward the camera).
     areas: (F,) float64 m². centroids: (F, 3) float64 world. structure_source: where ``structure``
-    came from, "labels" or "inferred" (SPEC §4.9).
+    came from, "labels" or "inferred" (SPEC §4.9). vertex_colors: (V, 3) uint8 RGB, or None when the
+    mesh has no colours.
     """
 
     vertices: np.ndarray
@@ -44,6 +45,7 @@ class SceneGeometry:
     areas: np.ndarray
     centroids: np.ndarray
     structure_source: str = "labels"
+    vertex_colors: np.ndarray | None = None
     _raycaster: Any = field(default=None, repr=False, compare=False)
     _structure_raycaster: Any = field(default=None, repr=False, compare=False)
     _chunks: FaceChunks | None = field(default=None, repr=False, compare=False)
@@ -51,14 +53,15 @@ class SceneGeometry:
     @classmethod
     def from_mesh(cls, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None,
                   structure_labels: Sequence[int], *, structure: np.ndarray | None = None,
-                  structure_source: str = "labels") -> "SceneGeometry":
+                  structure_source: str = "labels", vertex_colors: np.ndarray | None = None) -> "SceneGeometry":
         """Validate a mesh and precompute face data.
 
         vertices (V, 3) float world metres; faces (F, 3) int vertex indices; face_labels (F,) NYU40
         ids or None (then no face is structure). structure: (F,) bool structure faces decided by
         the caller (``pipeline.geometry.structure.choose_structure``), overriding the labels; its
-        ``structure_source`` is recorded. Raises ValueError on NaN/inf vertices, bad face
-        indices or shapes — fix the mesh (or skip the scene) rather than prepare wrong rows.
+        ``structure_source`` is recorded. vertex_colors: (V, 3) uint8 RGB or None. Raises ValueError
+        on NaN/inf vertices, bad face indices or shapes — fix the mesh (or skip the scene) rather
+        than prepare wrong rows.
         """
         v = np.asarray(vertices, dtype=np.float64)
         f = np.asarray(faces)
@@ -87,7 +90,12 @@ class SceneGeometry:
             if structure.shape != (f.shape[0],):
                 raise ValueError(f"SceneGeometry.from_mesh: expected structure ({f.shape[0]},), "
                                  f"found {structure.shape}; give one flag per face")
-        return cls(v, f, labels, structure, normals, areas, centroids, structure_source)
+        if vertex_colors is not None:
+            vertex_colors = np.asarray(vertex_colors)
+            if vertex_colors.shape != v.shape or vertex_colors.dtype != np.uint8:
+                raise ValueError(f"SceneGeometry.from_mesh: expected vertex_colors ({v.shape[0]}, 3) uint8, "
+                                 f"found {vertex_colors.dtype} {vertex_colors.shape}; give one RGB per vertex")
+        return cls(v, f, labels, structure, normals, areas, centroids, structure_source, vertex_colors)
 
     @property
     def chunks(self) -> FaceChunks:

@@ -96,11 +96,15 @@ def dask_option():
 
 
 # -- train -----------------------------------------------------------------------------------------
+def train_overlay():
+    """The names of train.overlay (a name, a list or null) as a list."""
+    overlay = config["train"]["overlay"] or []
+    return [overlay] if isinstance(overlay, str) else list(overlay)
+
+
 def train_configs(experiment):
     """Experiment files of a run: the overlay(s) (train.overlay, e.g. tiny) first, then the mode file."""
-    overlay = config["train"]["overlay"] or []
-    names = [overlay] if isinstance(overlay, str) else overlay
-    return [EXPERIMENTS / f"{name}.yaml" for name in [*names, experiment]]
+    return [EXPERIMENTS / f"{name}.yaml" for name in [*train_overlay(), experiment]]
 
 
 def train_launcher():
@@ -140,6 +144,7 @@ def evaluate_command(methods, datasets, protocols, out, figures=0):
         + " ".join(shlex.quote(p if isinstance(p, str) else json.dumps(p, sort_keys=True)) for p in protocols)
     )
     words.append(f"--figures {int(figures)} --save-meshes {shlex.quote(ev['save_meshes'])}")
+    words.append(f"--depth-source {shlex.quote(ev['depth_source'])}")
     if ev["samples"] is not None:
         words.append(f"--samples {int(ev['samples'])}")
     words.append(f"--out {shlex.quote(str(out))}")

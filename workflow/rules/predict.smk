@@ -27,8 +27,9 @@ rule predict:
         resolution=config["evaluate"]["resolution"],
         grid=config["evaluate"]["grid"],
         label=lambda wc: model_checkpoint(wc.experiment)[1],
+        depth_source=config["evaluate"]["depth_source"],
     shell:
         "python -m dgs predict --checkpoint {input.model:q} --manifest {input.manifest:q}"
         " --root {params.root:q} --out {params.out:q} --name {params.label:q}"
-        " --resolution {params.resolution:q} --grid {params.grid:q} --device auto --threads {threads}"
-        " > {log:q} 2>&1"
+        " --resolution {params.resolution:q} --grid {params.grid:q} --depth-source {params.depth_source:q}"
+        " --device auto --threads {threads} > {log:q} 2>&1"
