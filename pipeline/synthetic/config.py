@@ -27,10 +27,10 @@ class GeneratorConfig:
     seed: every random choice derives from it (with the scene id); same config, same bytes.
     Scene content:
         edge_length: target triangle edge length of the subdivided surfaces (metres); the face count
-            grows as 1/edge_length^2 (0.25 gives a few thousand faces, 0.028 about 300k).
-        furniture_min, furniture_max: number of furniture objects per room (inclusive range).
-        open_fraction: probability that a piece of furniture is an open mesh (no bottom face), as
-            scans never see under objects.
+            grows as 1/edge_length^2 (0.25 gives 10k-25k faces per apartment, 0.05 about 300k).
+        rooms_min, rooms_max: rooms per apartment (inclusive range, 2..4; with 3 or more, half the
+            apartments have a corridor with the other rooms off it).
+        furniture_min, furniture_max: composite pieces of furniture per room (inclusive range).
     ScanNet:
         scannet_train, scannet_val, scannet_test: number of scenes per official split.
         frames_per_scene: frames per `.sens` file.
@@ -40,8 +40,9 @@ class GeneratorConfig:
     Matterport3D:
         matterport_houses: number of houses; panoramas_per_house: tripod positions per house.
         matterport_size: (W, H) of the undistorted colour and depth images.
-        camera_pitches_deg: pitch of Matterport's three cameras (index 0, 1, 2 = down, level, up,
-            the order of the official README).
+        camera_pitches_deg: pitch of Matterport's three cameras, positive up: index 0, 1, 2 =
+            diagonally up, level, diagonally down (the official data_organization.md), about +41°,
+            0°, -41° as in real .conf files.
     Sensor model (all from the seed):
         depth_noise: relative standard deviation of the depth noise (sigma = depth_noise * z).
         hole_blobs: mean number of small hole blobs per depth frame; hole_radius: their mean radius
@@ -52,9 +53,10 @@ class GeneratorConfig:
 
     seed: int = 0
     edge_length: float = 0.25
-    furniture_min: int = 4
-    furniture_max: int = 7
-    open_fraction: float = 0.5
+    rooms_min: int = 2
+    rooms_max: int = 3
+    furniture_min: int = 3
+    furniture_max: int = 5
     scannet_train: int = 2
     scannet_val: int = 1
     scannet_test: int = 1
@@ -66,7 +68,7 @@ class GeneratorConfig:
     matterport_houses: int = 1
     panoramas_per_house: int = 2
     matterport_size: tuple[int, int] = (160, 128)
-    camera_pitches_deg: tuple[float, float, float] = (-30.0, 0.0, 30.0)
+    camera_pitches_deg: tuple[float, float, float] = (41.0, 0.0, -41.0)
     depth_noise: float = 0.005
     hole_blobs: float = 2.0
     hole_radius: float = 0.02
@@ -76,6 +78,8 @@ class GeneratorConfig:
         problems = []
         if not self.edge_length > 0:
             problems.append(f"edge_length must be > 0, found {self.edge_length}")
+        if not 2 <= self.rooms_min <= self.rooms_max <= 4:
+            problems.append(f"need 2 <= rooms_min <= rooms_max <= 4, found {self.rooms_min}, {self.rooms_max}")
         if not 0 <= self.furniture_min <= self.furniture_max:
             problems.append(f"need 0 <= furniture_min <= furniture_max, found "
                             f"{self.furniture_min}, {self.furniture_max}")
