@@ -30,6 +30,7 @@ class GeneratorConfig:
             grows as 1/edge_length^2 (0.25 gives 10k-25k faces per apartment, 0.05 about 300k).
         rooms_min, rooms_max: rooms per apartment (inclusive range, 2..4; with 3 or more, half the
             apartments have a corridor with the other rooms off it).
+        inner_walls: (min, max) thickness of the walls between rooms, metres (outer walls: 0.25).
         furniture_min, furniture_max: composite pieces of furniture per room (inclusive range).
     ScanNet:
         scannet_train, scannet_val, scannet_test: number of scenes per official split.
@@ -49,12 +50,15 @@ class GeneratorConfig:
             as a fraction of the image width.
         grazing_dropout_deg: depth is dropped where the ray meets the surface at a grazing angle
             larger than this (degrees from the normal); None disables it.
+        depth_max_range: no depth reading beyond this z-depth (metres), as a structured-light
+            sensor's range ends; None: unlimited.
     """
 
     seed: int = 0
     edge_length: float = 0.25
     rooms_min: int = 2
     rooms_max: int = 3
+    inner_walls: tuple[float, float] = (0.1, 0.15)
     furniture_min: int = 3
     furniture_max: int = 5
     scannet_train: int = 2
@@ -73,6 +77,7 @@ class GeneratorConfig:
     hole_blobs: float = 2.0
     hole_radius: float = 0.02
     grazing_dropout_deg: float | None = 80.0
+    depth_max_range: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -80,6 +85,8 @@ class GeneratorConfig:
             problems.append(f"edge_length must be > 0, found {self.edge_length}")
         if not 2 <= self.rooms_min <= self.rooms_max <= 4:
             problems.append(f"need 2 <= rooms_min <= rooms_max <= 4, found {self.rooms_min}, {self.rooms_max}")
+        if not 0.05 <= self.inner_walls[0] <= self.inner_walls[1]:
+            problems.append(f"inner_walls must be (min, max) with 0.05 <= min <= max metres, found {self.inner_walls}")
         if not 0 <= self.furniture_min <= self.furniture_max:
             problems.append(f"need 0 <= furniture_min <= furniture_max, found "
                             f"{self.furniture_min}, {self.furniture_max}")

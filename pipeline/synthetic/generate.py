@@ -90,7 +90,8 @@ def _rng(seed: int, key: str, *numbers: int) -> np.random.Generator:
 
 def _scene(scene_id: str, config: GeneratorConfig) -> tuple[SceneLayout, SceneMesh, SceneRenderer]:
     layout, mesh = make_scene(scene_id, config.seed, config.edge_length,
-                              (config.furniture_min, config.furniture_max), (config.rooms_min, config.rooms_max))
+                              (config.furniture_min, config.furniture_max), (config.rooms_min, config.rooms_max),
+                              config.inner_walls)
     lx, ly, h = layout.room_size
     renderer = SceneRenderer(mesh, light=np.array([lx / 2, ly / 2, h - 0.3]))
     return layout, mesh, renderer
@@ -98,7 +99,7 @@ def _scene(scene_id: str, config: GeneratorConfig) -> tuple[SceneLayout, SceneMe
 
 def _sensor(config: GeneratorConfig) -> SensorModel:
     return SensorModel(config.depth_noise, config.hole_blobs, config.hole_radius,
-                       config.grazing_dropout_deg)
+                       config.grazing_dropout_deg, config.depth_max_range)
 
 
 # -- ScanNet ----------------------------------------------------------------------------------------

@@ -97,9 +97,11 @@ def _room(name: str, kind: str, box) -> Room:
     return Room(name, kind, box, _zone(box, kind))
 
 
-def draw_rooms(count: int, rng: np.random.Generator) -> tuple[list[Room], list[tuple[int, int]], float]:
-    """`count` (2–4) rooms, the pairs joined by a doorway, and the inner wall thickness."""
-    t = float(rng.uniform(0.1, 0.15))
+def draw_rooms(count: int, wall_range: tuple[float, float],
+               rng: np.random.Generator) -> tuple[list[Room], list[tuple[int, int]], float]:
+    """`count` (2–4) rooms, the pairs joined by a doorway, and the inner wall thickness (metres,
+    drawn from `wall_range`)."""
+    t = float(rng.uniform(*wall_range))
     depth = rng.uniform(3.6, 5.2)
     if count >= 3 and rng.random() < 0.5:  # corridor along x, rooms on its +y side
         widths = rng.uniform(3.0, 4.6, count - 1)

@@ -224,10 +224,11 @@ def _furnish(rooms: list[Room], openings: list[Opening], furniture_range: tuple[
 
 
 def make_layout(scene_id: str, seed: int, edge_length: float, furniture_range: tuple[int, int],
-                rooms_range: tuple[int, int], rng: np.random.Generator) -> SceneLayout:
+                rooms_range: tuple[int, int], rng: np.random.Generator,
+                wall_range: tuple[float, float] = (0.1, 0.15)) -> SceneLayout:
     """Draw an apartment: plan, openings, structure, facades and furniture outside the camera zones."""
     height = float(rng.uniform(2.5, 2.9))
-    rooms, pairs, thickness = draw_rooms(int(rng.integers(rooms_range[0], rooms_range[1] + 1)), rng)
+    rooms, pairs, thickness = draw_rooms(int(rng.integers(rooms_range[0], rooms_range[1] + 1)), wall_range, rng)
     openings = draw_openings(rooms, pairs, height, rng)
     surfaces = room_surfaces(rooms, openings, height)
     outside_surfaces, outside = facades(rooms, openings, height, rng)
@@ -273,12 +274,14 @@ def build_mesh(layout: SceneLayout, rng: np.random.Generator) -> SceneMesh:
 
 def make_scene(scene_id: str, seed: int, edge_length: float = 0.25,
                furniture_range: tuple[int, int] = (4, 7),
-               rooms_range: tuple[int, int] = (2, 4)) -> tuple[SceneLayout, SceneMesh]:
-    """Layout and mesh of one apartment, deterministic from (`seed`, `scene_id`).
+               rooms_range: tuple[int, int] = (2, 4),
+               wall_range: tuple[float, float] = (0.1, 0.15)) -> tuple[SceneLayout, SceneMesh]:
+    """Layout and mesh of one apartment, deterministic from (`seed`, `scene_id`); `wall_range`:
+    thickness range of the walls between rooms (metres).
 
     Example: ``layout, mesh = make_scene("scene0000_00", 0, edge_length=0.05)``.
     """
     stream = np.random.SeedSequence([seed, *scene_id.encode()])
     layout_rng, color_rng = (np.random.default_rng(s) for s in stream.spawn(2))
-    layout = make_layout(scene_id, seed, edge_length, furniture_range, rooms_range, layout_rng)
+    layout = make_layout(scene_id, seed, edge_length, furniture_range, rooms_range, layout_rng, wall_range)
     return layout, build_mesh(layout, color_rng)
