@@ -116,25 +116,29 @@ class GeneratorConfig:
 
 
 PRESETS: dict[str, GeneratorConfig] = {
-    # Tests: a few thousand faces, 160x120 frames, seconds to generate.
+    # Tests: 2-3 rooms per apartment at a 0.25 m grid (10k-25k faces), 160x120 frames, seconds to generate.
     "tiny": GeneratorConfig(),
-    # Demo: realistic image sizes and ~300k faces per room; a few minutes on 2 cores.
+    # `make demo`: enough apartments (2-3 rooms, a few composite pieces per room) for the tiny CPU model
+    # to learn something that holds on held-out apartments; ~150k faces each; a depth sensor whose range
+    # ends at 4 m (as a structured-light sensor's), ScanNet's colour halved. A few minutes on 2 cores.
     "demo": GeneratorConfig(
-        edge_length=0.028,
-        furniture_min=6,
-        furniture_max=9,
+        edge_length=0.07,
+        furniture_min=2,
+        furniture_max=4,
+        scannet_train=12,
+        scannet_val=2,
+        scannet_test=2,
         frames_per_scene=40,
-        color_size=SCANNET_COLOR_SIZE,
-        depth_size=SCANNET_DEPTH_SIZE,
+        color_size=(648, 484),
+        depth_size=(320, 240),
+        depth_max_range=4.0,
         panoramas_per_house=3,
-        matterport_size=(640, 512),
+        matterport_size=(320, 256),
     ),
-    # The miniature ablation (config/ablation.yaml): many small rooms, so that a CPU-sized model
-    # sees enough scene variety to generalise to held-out scenes; ~100k faces per room.
+    # The miniature ablation (config/ablation.yaml): many apartments, so that a CPU-sized model sees
+    # enough scene variety to generalise to held-out scenes; ~120k faces per apartment.
     "ablation": GeneratorConfig(
-        edge_length=0.05,
-        furniture_min=5,
-        furniture_max=8,
+        edge_length=0.08,
         scannet_train=40,
         scannet_val=4,
         scannet_test=4,
