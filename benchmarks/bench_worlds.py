@@ -8,7 +8,9 @@ the trained model is from the same network at initialisation.
 Per test set (one table row each, plus both together):
 - **amodal cut**: the share of pixels with a mesh hit whose amodal depth (the shards', SPEC §4.3) is
   nearer than the farthest hit of the frame's scene mesh (Embree, all hits per ray). Unlabelled
-  scenes (the ScanNet test split) have no structure, so their amodal depth is the farthest hit (§4.9).
+  scenes (the ScanNet test split) have no structure, so their amodal depth is the farthest hit (§4.9);
+  the same share with the structure taken from the generator's layout (``<scene>_layout.json``, the
+  analytic truth of a synthetic scene) shows what the scope would cut there with labels.
 - **paper ≠ release**: the share of test frames whose fit F1 differs between the two protocols
   (SPEC §5.5), from evaluating the experiment's predictions (``<work>/predictions/<experiment>``).
 - **F1 fit** of the trained model and of the same network at initialisation (its config and seed,
@@ -35,8 +37,14 @@ from dgs_core.train import build
 from pipeline.geometry.camera import pixel_directions
 from pipeline.geometry.scene import SceneGeometry, depth_maps_listed
 from pipeline.ground_truth import scene_mesh
-from pipeline.testset import list_test_frames
 from pipeline.shards import ShardReader
+from pipeline.synthetic.categories import STRUCTURE_IDS
+from pipeline.synthetic.generate import matterport_layout_path, read_layout, scannet_layout_path
+from pipeline.synthetic.scene import SceneLayout
+from pipeline.synthetic.structure import ray_rectangles
+from pipeline.testset import list_test_frames
+
+LAYOUTS = {"scannet": scannet_layout_path, "matterport": matterport_layout_path}
 
 
 def amodal_cut(amodal: np.ndarray, farthest: np.ndarray, tolerance: float = 1e-3) -> tuple[int, int]:
@@ -56,10 +64,22 @@ def farthest_hits(vertices: np.ndarray, faces: np.ndarray, world_to_camera: np.n
     return depth_maps_listed(scene, -t_cw[:3, :3].T @ t_cw[:3, 3], directions)[1]
 
 
-def amodal_fraction(manifest: Path, dataset: str, root: Path) -> tuple[int, int, int]:
-    """(test frames, pixels with a hit, pixels cut by the amodal scope) over a test manifest."""
+def layout_structure_depth(layout: SceneLayout, world_to_camera: np.ndarray, intrinsics: np.ndarray,
+                           width: int, height: int) -> np.ndarray:
+    """(H, W) first structure hit (z-depth, metres, inf = none) of every pixel ray, from the layout's
+    structure rectangles (exact)."""
+    t_cw = np.asarray(world_to_camera, dtype=np.float64)
+    directions = pixel_directions(width, height, intrinsics) @ t_cw[:3, :3]
+    walls = [s for s in layout.surfaces if s.label in STRUCTURE_IDS]
+    hits = ray_rectangles(walls, -t_cw[:3, :3].T @ t_cw[:3, 3], directions.reshape(-1, 3))
+    return hits.min(axis=1).reshape(height, width)
+
+
+def amodal_fraction(manifest: Path, dataset: str, root: Path) -> tuple[int, int, int, int]:
+    """(test frames, pixels with a hit, pixels cut by the shards' amodal scope, pixels it would cut
+    with the layout's structure) over a test manifest."""
     frames = list_test_frames(manifest, dataset, root)
-    pixels = cut = 0
+    pixels = cut = cut_layout = 0
     for ref in frames:
         with ShardReader(ref.shard) as reader:
             row = reader.read(ref.row, ("amodal_depth", "world_to_camera", "intrinsics"))
@@ -67,8 +87,11 @@ def amodal_fraction(manifest: Path, dataset: str, root: Path) -> tuple[int, int,
         h, w = row["amodal_depth"].shape
         far = farthest_hits(vertices, faces, row["world_to_camera"], row["intrinsics"], w, h)
         n, c = amodal_cut(row["amodal_depth"], far)
+        layout = read_layout(LAYOUTS[dataset](root, ref.scene_id))
+        structure = layout_structure_depth(layout, row["world_to_camera"], row["intrinsics"], w, h)
+        cut_layout += amodal_cut(np.fmin(structure, far), far)[1]
         pixels, cut = pixels + n, cut + c
-    return len(frames), pixels, cut
+    return len(frames), pixels, cut, cut_layout
 
 
 def protocols_differ(per_frame: pd.DataFrame, method: str) -> pd.Series:
@@ -114,8 +137,8 @@ def run(work: Path, roots: dict[str, Path], experiment: str, resolution: int, sa
     trained, start = mean_f1(per_frame, experiment, "release"), mean_f1(per_frame, "init", "release")
     rows = []
     for dataset, root in roots.items():
-        frames, pixels, cut = amodal_fraction(work / dataset / "test" / "manifest.parquet", dataset, root)
-        rows.append({"test set": dataset, "frames": frames, "pixels": pixels, "cut": cut,
+        frames, pixels, cut, cut_layout = amodal_fraction(work / dataset / "test" / "manifest.parquet", dataset, root)
+        rows.append({"test set": dataset, "frames": frames, "pixels": pixels, "cut": cut, "cut_layout": cut_layout,
                      "differ": differ.get(dataset, np.nan) * frames, "f1": trained.get(dataset, np.nan) * frames,
                      "f1_init": start.get(dataset, np.nan) * frames})
     table = pd.DataFrame(rows)
@@ -123,6 +146,7 @@ def run(work: Path, roots: dict[str, Path], experiment: str, resolution: int, sa
     return pd.DataFrame({
         "test set": table["test set"], "frames": table.frames.astype(int),
         "amodal < farthest hit [%]": 100 * table.cut / table.pixels,
+        "… with the layout's structure [%]": 100 * table.cut_layout / table.pixels,
         "paper ≠ release F1 [% frames]": 100 * table.differ / table.frames,
         "F1 fit, trained [%]": 100 * table.f1 / table.frames,
         "F1 fit, at init [%]": 100 * table.f1_init / table.frames,

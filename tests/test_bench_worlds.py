@@ -56,6 +56,8 @@ def test_bench_worlds_runs_on_the_tiny_workflow(prepared_tiny, tmp_path: Path):
     table = bw.run(work, {"matterport": root}, "dgs", resolution=16, samples=2000, workers=1)
     assert list(table["test set"]) == ["matterport", "all"] and table.frames.tolist() == [10, 10]
     assert (table["amodal < farthest hit [%]"] > 0).all()  # labelled houses: the amodal scope cuts
+    # with labels, the shards' amodal depth is the layout's first structure hit: the same share
+    np.testing.assert_allclose(table["… with the layout's structure [%]"], table["amodal < farthest hit [%]"], atol=0.5)
     assert table[["F1 fit, trained [%]", "F1 fit, at init [%]"]].notna().all().all()
     per_frame = pd.read_csv(work / "bench_worlds" / "per_frame.csv")
     assert set(per_frame.method) == {"dgs", "init"} and set(per_frame.protocol) == {"release", "paper"}
