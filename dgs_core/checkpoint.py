@@ -1,9 +1,10 @@
 """Training checkpoints: one ``torch.save`` dict, written atomically, loadable with ``weights_only=True``.
 
-A checkpoint holds ``model`` (state_dict), ``optimizer``, ``scaler`` (state_dicts or None), ``step``
-(optimiser steps done), ``epoch`` and ``position`` (frames of that epoch already consumed, all ranks
-together), ``config`` (the full experiment as plain nested dicts), ``rng`` (torch / CUDA / numpy /
-python states as tensors and lists), ``best`` (best validation loss so far or None), ``world_size``
+A checkpoint holds ``model`` (state_dict), ``optimizer``, ``scaler``, ``scheduler`` (the
+learning-rate schedule; state_dicts or None), ``step`` (optimiser steps done), ``epoch`` and
+``position`` (frames of that epoch already consumed, all ranks together), ``config`` (the full
+experiment as plain nested dicts), ``rng`` (torch / CUDA / numpy / python states as tensors and
+lists), ``best`` (best validation loss so far or None), ``world_size``
 and ``code_version`` (``git describe`` or the package version); a converted checkpoint also holds
 ``source`` (where its weights came from, :mod:`dgs_core.release`). Nothing in it needs pickled
 classes, so ``torch.load(..., weights_only=True)`` reads it.
@@ -81,8 +82,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scaler: Any = None, step: int, epoch: int, position: int, config: dict, rng: dict,
-                    best: float | None = None, world_size: int = 1, source: dict | None = None) -> Path:
+                    scaler: Any = None, scheduler: Any = None, step: int, epoch: int, position: int,
+                    config: dict, rng: dict, best: float | None = None, world_size: int = 1,
+                    source: dict | None = None) -> Path:
     """Write the checkpoint to ``path`` atomically (:mod:`pipeline.atomic`).
 
     ``model`` may be wrapped (DDP, torch.compile); the plain module's state_dict is stored.
@@ -93,8 +95,9 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
     plain = getattr(plain, "_orig_mod", plain)
     payload = {
         "model": plain.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scaler": scaler.state_dict() if scaler is not None else None, "step": int(step), "epoch": int(epoch),
-        "position": int(position), "config": config, "rng": rng, "best": None if best is None else float(best),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "step": int(step), "epoch": int(epoch), "position": int(position), "config": config, "rng": rng, "best": None if best is None else float(best),
         "world_size": int(world_size), "code_version": code_version(),
     }
     if source is not None:

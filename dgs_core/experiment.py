@@ -29,6 +29,7 @@ from dgs_core.losses import LossConfig
 from dgs_core.model import ModelConfig
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+SCHEDULES = ("constant", "one_cycle")
 
 
 class ConfigError(UserError, ValueError):
@@ -49,6 +50,10 @@ class OptimConfig:
     amp: str = "auto"                # CUDA only: auto (bf16 where supported, else fp16 + GradScaler) | bf16 | fp16 | off
     compile: bool = False            # torch.compile the encoder and the decoder
     seed: int = 0                    # model init, data order and point sampling all derive from it
+    schedule: str = "constant"       # constant (the release: lr throughout) | one_cycle
+    max_lr: float | None = None      # one_cycle: peak learning rate (> lr)
+    warmup_fraction: float = 0.3     # one_cycle: share of the steps rising from lr to max_lr (cosine)
+    final_div: float = 1e4           # one_cycle: the last step's lr is lr / final_div (cosine decay from max_lr)
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or self.batch_size < 1 or len(self.betas) != 2:
@@ -62,6 +67,13 @@ class OptimConfig:
             raise ValueError(f"optim.grad_clip: expected a positive norm or null, found {self.grad_clip}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"optim.amp: expected one of {AMP_MODES}, found {self.amp!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
+        if self.schedule == "one_cycle" and not (self.max_lr is not None and self.max_lr > self.lr
+                                                 and 0 < self.warmup_fraction < 1 and self.final_div >= 1):
+            raise ValueError(f"optim.schedule=one_cycle needs max_lr > lr, 0 < warmup_fraction < 1 and "
+                             f"final_div ≥ 1; found max_lr={self.max_lr}, lr={self.lr}, "
+                             f"warmup_fraction={self.warmup_fraction}, final_div={self.final_div}")
 
 
 @dataclass

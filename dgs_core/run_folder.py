@@ -63,9 +63,17 @@ def resolve_resume(resume: str, out: Path) -> Path | None:
     return Path(resume)
 
 
-def restore(path: Path, exp: Experiment, rank: Rank, net: DGSNet, opt, scaler) -> Progress:
-    """Load ``path`` into the training state; the config must match except :data:`RESUME_FREE` keys."""
+def restore(path: Path, exp: Experiment, rank: Rank, net: DGSNet, opt, scaler, scheduler=None) -> Progress:
+    """Load ``path`` into the training state; the config must match except :data:`RESUME_FREE` keys.
+    A one-cycle schedule is fixed by its length, so its run cannot be extended on resume."""
     ckpt = load_checkpoint(path, expect_config=to_dict(exp), ignore=RESUME_FREE)
+    stored = ckpt.get("scheduler")
+    if scheduler is not None:
+        if not stored or stored.get("total_steps") != scheduler.total_steps:
+            raise ConfigError(f"checkpoint {path}: its learning-rate schedule spans "
+                              f"{(stored or {}).get('total_steps')} steps, this run {scheduler.total_steps}; "
+                              f"a one_cycle run resumes only with the same optim.iterations/epochs")
+        scheduler.load_state_dict(stored)
     if ckpt["position"] % rank.world_size:
         raise ConfigError(f"checkpoint {path}: {ckpt['position']} frames consumed this epoch cannot be split "
                           f"across {rank.world_size} ranks; resume with the world size {ckpt.get('world_size')}")

@@ -9,7 +9,7 @@ Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``scalars.csv`
 (:mod:`dgs_core.train_log`), ``checkpoints/step_XXXXXXX.pt`` (the newest ``checkpoint.keep_last``),
 ``best.pt`` (lowest validation loss) and ``final.pt``, all in the :mod:`dgs_core.checkpoint` format.
 ``--resume auto`` (default) continues from the newest checkpoint in ``--out``: model, optimiser,
-AMP scaler, RNG states and the data position (epoch + frames consumed) are restored, so on CPU the
+learning-rate schedule, AMP scaler, RNG states and the data position (epoch + frames consumed) are restored, so on CPU the
 resumed run reproduces the uninterrupted run's losses exactly. Only rank 0 logs, validates and saves.
 Validation uses the val manifest only (never test). An object manifest (``pipeline.prepare_objects``)
 trains the same model on single objects, one random view per item (:mod:`dgs_core.object_data`).
@@ -100,8 +100,11 @@ def validate(net: DGSNet, batches: list[Batch], exp: Experiment, device: torch.d
     return out
 
 
-def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dtype | None) -> dict[str, float]:
-    """One optimiser step; returns the loss, its terms and the parameter-gradient norm (before clipping)."""
+def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dtype | None,
+               scheduler=None) -> dict[str, float]:
+    """One optimiser step (then one scheduler step); returns the loss, its terms, the
+    parameter-gradient norm (before clipping) and the learning rate the step used."""
+    lr = opt.param_groups[0]["lr"]
     opt.zero_grad(set_to_none=True)
     with torch.autocast(batch.images.device.type, dtype=amp) if amp else nullcontext():
         loss, terms = module(batch)
@@ -117,7 +120,10 @@ def train_step(module, opt, scaler, batch: Batch, exp: Experiment, amp: torch.dt
         scaler.update()
     else:
         opt.step()
-    return {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}, "grad_norm": float(norm)}
+    if scheduler is not None:
+        scheduler.step()
+    return {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}, "grad_norm": float(norm),
+            "lr": lr}
 
 
 def build(exp: Experiment, device: torch.device, rank: Rank):
@@ -145,6 +151,18 @@ def build(exp: Experiment, device: torch.device, rank: Rank):
                            weight_decay=exp.optim.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype(exp.optim.amp, device) == torch.float16 else None
     return net, module, opt, scaler
+
+
+def make_scheduler(exp: Experiment, opt: torch.optim.Optimizer, total: int):
+    """The learning-rate schedule over ``total`` steps: None for ``constant``; for ``one_cycle`` a
+    cosine rise from ``lr`` to ``max_lr`` over ``warmup_fraction`` of the steps, then a cosine decay
+    to ``lr / final_div`` at the last step (torch's OneCycleLR, momentum not cycled)."""
+    o = exp.optim
+    if o.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=o.max_lr, total_steps=total, pct_start=o.warmup_fraction,
+                                               anneal_strategy="cos", cycle_momentum=False,
+                                               div_factor=o.max_lr / o.lr, final_div_factor=o.final_div)
 
 
 def total_steps(exp: Experiment, steps_per_epoch: int) -> int:
@@ -177,12 +195,14 @@ class Trainer:
                               f"{self.global_batch}; lower optim.batch_size")
         self.total = total_steps(exp, self.steps_per_epoch)
         self.net, self.module, self.opt, self.scaler = build(exp, self.device, self.rank)
+        self.scheduler = make_scheduler(exp, self.opt, self.total)
         self.amp = amp_dtype(exp.optim.amp, self.device)
         main = self.rank.main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
         start = resolve_resume(resume, self.out) if main or resume != "none" else None
-        self.state = restore(start, exp, self.rank, self.net, self.opt, self.scaler) if start else Progress()
+        self.state = (restore(start, exp, self.rank, self.net, self.opt, self.scaler, self.scheduler) if start
+                      else Progress())
         self.val = val_batches(Path(val_manifest), exp, expect, self.per_rank) if main else []
         if main:
             write_config(self.out, exp)
@@ -192,7 +212,8 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         s = self.state
-        save_checkpoint(path, model=self.net, optimizer=self.opt, scaler=self.scaler, step=s.step, epoch=s.epoch,
+        save_checkpoint(path, model=self.net, optimizer=self.opt, scaler=self.scaler, scheduler=self.scheduler,
+                        step=s.step, epoch=s.epoch,
                         position=s.position, config=to_dict(self.exp), rng=capture_rng(), best=s.best,
                         world_size=self.rank.world_size)
 
@@ -207,7 +228,7 @@ class Trainer:
         exp, step, last = self.exp, self.state.step, self.state.step == self.total
         if step % exp.log.every == 0 or last:
             scalars = mean_over_ranks(scalars, self.rank, self.device)
-            scalars.update(lr=self.opt.param_groups[0]["lr"], samples_per_s=self.global_batch / seconds)
+            scalars.update(samples_per_s=self.global_batch / seconds)
             self.log.scalars(step, scalars, "train")
             bar.set_postfix(loss=f"{scalars['loss']:.4f}")
         if not self.rank.main:
@@ -236,7 +257,7 @@ class Trainer:
             for batch in loader:
                 scalars = train_step(self.module, self.opt, self.scaler,
                                      to_device(batch, self.device, self.exp.model.input_norm), self.exp,
-                                     self.amp)
+                                     self.amp, self.scheduler)
                 now = time.perf_counter()
                 self._advance()
                 bar.update(1)

@@ -10,8 +10,10 @@
 - Matterport: the first ``n`` cameras of the house in ``.conf`` order, leaving out upward-pitched
   views. The pitch is computed from the pose (the OpenCV optical axis, third column of the
   camera-to-world rotation, against world +z, Matterport being z-up), never from the file name:
-  a camera with pitch > ``max_pitch_deg`` (default 15°) is left out. Matterport's tripod has one
-  level camera and two tilted by roughly ±30°, so 15° separates them with margin either way.
+  a camera with pitch > ``max_pitch_deg`` (default 15°) is left out. Matterport's tripod has three
+  cameras, index 0 diagonally up (about +41° in real ``.conf`` files), 1 level and 2 diagonally down
+  (about −41°), so 15° separates the level camera from either tilted one with margin; the level and
+  down cameras are kept.
 """
 from __future__ import annotations
 

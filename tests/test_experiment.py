@@ -62,6 +62,9 @@ def test_unknown_keys_name_file_and_key(tmp_path: Path, text: str, key: str) -> 
     ("model: {encoder: {kind: vgg}}\n", "encoder.kind"),
     ("model: {encoder: {widths: [8, 8, 8, 8, 8]}}\n", "encoder.widths shapes the 'resnet' kind only"),
     ("model: {input_norm: zscore}\n", "model.input_norm"),
+    ("optim: {schedule: cosine}\n", "optim.schedule: expected one of"),
+    ("optim: {schedule: one_cycle}\n", "one_cycle needs max_lr > lr"),
+    ("optim: {schedule: one_cycle, lr: 0.001, max_lr: 0.01, warmup_fraction: 1.5}\n", "0 < warmup_fraction < 1"),
 ])
 def test_bad_values_name_the_file(tmp_path: Path, text: str, match: str) -> None:
     path = _write(tmp_path, "bad.yaml", text)

@@ -115,6 +115,35 @@ def test_hand_built_raw_file(tmp_path):
         np.testing.assert_array_equal(np.isnan(f.depth), dep == 0)
 
 
+@pytest.mark.parametrize("trailer", [b"", struct.pack("<Q", 0), struct.pack("<Q", 2) + bytes(range(48))])
+def test_files_with_and_without_the_imu_trailer_read_alike(tmp_path, trailer):
+    """ScanNet's writer ends a file with the u64 IMU frame count (and IMU records); SensorData.py
+    stops after the frames. Both layouts read the same frames."""
+    rgb = np.arange(4 * 2 * 3, dtype=np.uint8).reshape(2, 4, 3)
+    dep = np.array([[0, 1500, 2], [65535, 7, 0]], np.uint16)
+    poses = [np.arange(16, dtype=np.float32).reshape(4, 4) + k for k in range(2)]
+    body = _hand_built(ccomp=0, dcomp=0, frames=[(p, 11 + k, 12 + k, rgb.tobytes(), dep.astype("<u2").tobytes())
+                                                 for k, p in enumerate(poses)])
+    path = tmp_path / "t.sens"
+    path.write_bytes(body + trailer)
+    with SensReader(path) as r:
+        assert len(r) == 2
+        for k in range(2):
+            f = r.read_frame(k)
+            np.testing.assert_array_equal(f.camera_to_world, poses[k])
+            np.testing.assert_array_equal(f.color, rgb)
+            assert f.color_timestamp == 11 + k
+
+
+def test_writer_ends_with_the_imu_count_zero(tmp_path):
+    path = tmp_path / "s.sens"
+    write_scene(path, n=3)
+    data = path.read_bytes()
+    with SensReader(path) as r:
+        end = int(r.color_offsets[-1] + r.color_nbytes[-1] + r.depth_nbytes[-1])
+    assert data[end:] == struct.pack("<Q", 0)  # exactly the u64 IMU count 0 after the last frame
+
+
 def test_draft_decoding_picks_smallest_scale_not_below_request(tmp_path):
     path = tmp_path / "s.sens"
     frames = write_scene(path, n=1, invalid=())

@@ -90,7 +90,11 @@ def test_scannet_test_split_and_matterport_and_merge(roots, tmp_path: Path) -> N
     cams = mp.read_house(mroot, house).cameras
     level_or_down = [c.index for c in cams if camera_pitch_deg(c.camera_to_world) <= 15][:10]
     assert mm.frame_index.tolist() == level_or_down and len(level_or_down) == 10
-    assert all(cams[i].camera != 2 for i in level_or_down)  # the generator's up camera is index 2
+    # Matterport's camera 0 looks up (+41°), 1 level, 2 down (−41°): the selection keeps level and
+    # down cameras, as on real houses (the first panorama's 6 level views, then down views)
+    assert {cams[i].camera for i in level_or_down} == {1, 2}
+    assert all(camera_pitch_deg(cams[i].camera_to_world) == pytest.approx({1: 0.0, 2: -41.0}[cams[i].camera])
+               for i in level_or_down)
 
     out = tmp_path / "all.parquet"
     assert manifest_main(["merge", "--out", str(out),

@@ -62,7 +62,8 @@ def test_scannet_layout_splits_and_labels(clean_root):
     for scene_id in ("scene0000_00", "scene0001_00"):
         mesh = sn.read_scene_mesh(sn.scene_paths(root, scene_id))
         layout, truth = make_scene(scene_id, CLEAN.seed, CLEAN.edge_length,
-                                   (CLEAN.furniture_min, CLEAN.furniture_max), CLEAN.open_fraction)
+                                   (CLEAN.furniture_min, CLEAN.furniture_max), (CLEAN.rooms_min, CLEAN.rooms_max),
+                                   CLEAN.inner_walls)
         assert np.array_equal(mesh.vertices, truth.vertices) and np.array_equal(mesh.faces, truth.faces)
         assert np.array_equal(mesh.vertex_colors, truth.vertex_colors)
         assert np.array_equal(mesh.face_labels, truth.face_labels)
@@ -125,7 +126,7 @@ def test_matterport_house_round_trip(clean_root):
     house = mp.read_house(root, house_id)
     layout = gen.read_layout(gen.matterport_layout_path(root, house_id))
     _, truth = make_scene(house_id, CLEAN.seed, CLEAN.edge_length,
-                          (CLEAN.furniture_min, CLEAN.furniture_max), CLEAN.open_fraction)
+                          (CLEAN.furniture_min, CLEAN.furniture_max), (CLEAN.rooms_min, CLEAN.rooms_max), CLEAN.inner_walls)
     assert np.array_equal(house.mesh.face_labels, truth.face_labels)
     assert np.array_equal(house.mesh.vertices, truth.vertices)
     assert len(house.cameras) == 18 and len({c.panorama for c in house.cameras}) == 1
@@ -135,8 +136,8 @@ def test_matterport_house_round_trip(clean_root):
         assert cam.depth_file == f"{cam.panorama}_d{cam.camera}_{cam.yaw}.png"
         pitch = np.degrees(np.arcsin(cam.camera_to_world[2, 2]))  # optical axis elevation
         assert pitch == pytest.approx(CLEAN.camera_pitches_deg[cam.camera], abs=1e-6)
-        x0, y0, x1, y1 = layout.camera_zone
-        assert x0 <= cam.camera_to_world[0, 3] <= x1 and y0 <= cam.camera_to_world[1, 3] <= y1
+        assert not layout.occupancy(cam.camera_to_world[None, :3, 3])[0]
+        assert layout.room_of(cam.camera_to_world[None, :3, 3])[0] >= 0
     for cam in house.cameras[::5]:
         w, h = CLEAN.matterport_size
         depth = mp.read_depth_png(house.paths.depth_path(cam))

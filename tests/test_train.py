@@ -13,7 +13,7 @@ import torch
 
 from dgs_core.checkpoint import CheckpointError, capture_rng, load_checkpoint, load_model, save_checkpoint
 from dgs_core.data import to_device
-from dgs_core.experiment import load_experiment, to_dict
+from dgs_core.experiment import ConfigError, load_experiment, to_dict
 from dgs_core import train as train_module
 from dgs_core.model import DGSNet
 from dgs_core.distributed import Rank, amp_dtype
@@ -86,6 +86,48 @@ def test_resume_reproduces_the_uninterrupted_run(prepared_tiny, tmp_path: Path, 
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert (a["step"], a["epoch"], a["position"]) == (b["step"], b["epoch"], b["position"]) == (8, 1, 4)
+
+
+ONE_CYCLE = ["optim.schedule=one_cycle", "optim.lr=0.001", "optim.max_lr=0.01", "optim.warmup_fraction=0.25",
+             "optim.final_div=100", "optim.iterations=8", "checkpoint.every=5"]
+
+
+def test_one_cycle_schedule_and_its_exact_resume(prepared_tiny, tmp_path: Path, monkeypatch) -> None:
+    """A one-cycle run killed after step 6 and resumed from its step-5 checkpoint repeats the
+    uninterrupted run bit for bit, learning rates included; the rates follow the cosine one-cycle
+    (lr → max_lr over 25 % of 8 steps, then down to lr / final_div at the last step)."""
+    torch.set_num_threads(1)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run(prepared_tiny, straight, *ONE_CYCLE)
+    done = []
+
+    def crash(*a):
+        if len(done) == 6:
+            raise KeyboardInterrupt("killed")
+        done.append(1)
+        return train_step(*a)
+
+    monkeypatch.setattr(train_module, "train_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(prepared_tiny, split, *ONE_CYCLE)
+    steps = []
+    monkeypatch.setattr(train_module, "train_step", lambda *a: steps.append(1) or train_step(*a))
+    run(prepared_tiny, split, *ONE_CYCLE)
+    assert len(steps) == 3  # resumed at step 5
+    assert losses(split) == losses(straight)
+    a, b = load_checkpoint(straight / "final.pt"), load_checkpoint(split / "final.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["scheduler"] == b["scheduler"] and a["scheduler"]["total_steps"] == 8
+    scalars = [read_scalars(d / "scalars.csv") for d in (straight, split)]
+    lrs = [s[s.tag == "train/lr"].value.tolist() for s in scalars]
+    assert lrs[0] == lrs[1]
+    peak = 0.25 * 8 - 1  # OneCycleLR reaches max_lr after pct_start × total − 1 steps
+    want = [0.001 + (0.01 - 0.001) * (1 - math.cos(math.pi * k / peak)) / 2 if k <= peak else
+            1e-5 + (0.01 - 1e-5) * (1 + math.cos(math.pi * (k - peak) / (7 - peak))) / 2 for k in range(8)]
+    assert lrs[0] == pytest.approx(want, rel=1e-9)
+    with pytest.raises(ConfigError, match="schedule spans 8 steps, this run 10"):
+        run(prepared_tiny, split, *ONE_CYCLE, "optim.iterations=10")
 
 
 def test_resume_with_another_config_names_checkpoint_and_key(prepared_tiny, tmp_path: Path) -> None:

@@ -44,8 +44,9 @@ class SensWriter:
     """Write a `.sens` v4 file frame by frame. Use as a context manager.
 
     Writes a temporary sibling (`pipeline.atomic.temporary_sibling`) and commits it as `path` only
-    on a clean `close()`; when the `with` block raises, the temporary file is deleted. The frame
-    count in the header is patched at close.
+    on a clean `close()`; when the `with` block raises, the temporary file is deleted. At close the
+    frame count in the header is patched and, as ScanNet's own C++ writer does, the IMU trailer is
+    appended after the last frame: a u64 IMU frame count, here 0 (no IMU records).
 
     Args:
         path: output file.
@@ -123,9 +124,11 @@ class SensWriter:
         self.num_frames += 1
 
     def close(self) -> None:
-        """Patch the frame count, close, and commit the temporary file as `path` (idempotent)."""
+        """Append the IMU trailer (count 0), patch the frame count, close, and commit the
+        temporary file as `path` (idempotent)."""
         if self._file is None:
             return
+        self._file.write(L.U64.pack(0))  # IMU frame count: ScanNet's writer always stores it
         self._file.seek(self._count_offset)
         self._file.write(L.U64.pack(self.num_frames))
         self._file.close()

@@ -27,10 +27,11 @@ class GeneratorConfig:
     seed: every random choice derives from it (with the scene id); same config, same bytes.
     Scene content:
         edge_length: target triangle edge length of the subdivided surfaces (metres); the face count
-            grows as 1/edge_length^2 (0.25 gives a few thousand faces, 0.028 about 300k).
-        furniture_min, furniture_max: number of furniture objects per room (inclusive range).
-        open_fraction: probability that a piece of furniture is an open mesh (no bottom face), as
-            scans never see under objects.
+            grows as 1/edge_length^2 (0.25 gives 10k-25k faces per apartment, 0.05 about 300k).
+        rooms_min, rooms_max: rooms per apartment (inclusive range, 2..4; with 3 or more, half the
+            apartments have a corridor with the other rooms off it).
+        inner_walls: (min, max) thickness of the walls between rooms, metres (outer walls: 0.25).
+        furniture_min, furniture_max: composite pieces of furniture per room (inclusive range).
     ScanNet:
         scannet_train, scannet_val, scannet_test: number of scenes per official split.
         frames_per_scene: frames per `.sens` file.
@@ -40,21 +41,26 @@ class GeneratorConfig:
     Matterport3D:
         matterport_houses: number of houses; panoramas_per_house: tripod positions per house.
         matterport_size: (W, H) of the undistorted colour and depth images.
-        camera_pitches_deg: pitch of Matterport's three cameras (index 0, 1, 2 = down, level, up,
-            the order of the official README).
+        camera_pitches_deg: pitch of Matterport's three cameras, positive up: index 0, 1, 2 =
+            diagonally up, level, diagonally down (the official data_organization.md), about +41°,
+            0°, -41° as in real .conf files.
     Sensor model (all from the seed):
         depth_noise: relative standard deviation of the depth noise (sigma = depth_noise * z).
         hole_blobs: mean number of small hole blobs per depth frame; hole_radius: their mean radius
             as a fraction of the image width.
         grazing_dropout_deg: depth is dropped where the ray meets the surface at a grazing angle
             larger than this (degrees from the normal); None disables it.
+        depth_max_range: no depth reading beyond this z-depth (metres), as a structured-light
+            sensor's range ends; None: unlimited.
     """
 
     seed: int = 0
     edge_length: float = 0.25
-    furniture_min: int = 4
-    furniture_max: int = 7
-    open_fraction: float = 0.5
+    rooms_min: int = 2
+    rooms_max: int = 3
+    inner_walls: tuple[float, float] = (0.1, 0.15)
+    furniture_min: int = 3
+    furniture_max: int = 5
     scannet_train: int = 2
     scannet_val: int = 1
     scannet_test: int = 1
@@ -66,16 +72,21 @@ class GeneratorConfig:
     matterport_houses: int = 1
     panoramas_per_house: int = 2
     matterport_size: tuple[int, int] = (160, 128)
-    camera_pitches_deg: tuple[float, float, float] = (-30.0, 0.0, 30.0)
+    camera_pitches_deg: tuple[float, float, float] = (41.0, 0.0, -41.0)
     depth_noise: float = 0.005
     hole_blobs: float = 2.0
     hole_radius: float = 0.02
     grazing_dropout_deg: float | None = 80.0
+    depth_max_range: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
         if not self.edge_length > 0:
             problems.append(f"edge_length must be > 0, found {self.edge_length}")
+        if not 2 <= self.rooms_min <= self.rooms_max <= 4:
+            problems.append(f"need 2 <= rooms_min <= rooms_max <= 4, found {self.rooms_min}, {self.rooms_max}")
+        if not 0.05 <= self.inner_walls[0] <= self.inner_walls[1]:
+            problems.append(f"inner_walls must be (min, max) with 0.05 <= min <= max metres, found {self.inner_walls}")
         if not 0 <= self.furniture_min <= self.furniture_max:
             problems.append(f"need 0 <= furniture_min <= furniture_max, found "
                             f"{self.furniture_min}, {self.furniture_max}")
@@ -105,25 +116,29 @@ class GeneratorConfig:
 
 
 PRESETS: dict[str, GeneratorConfig] = {
-    # Tests: a few thousand faces, 160x120 frames, seconds to generate.
+    # Tests: 2-3 rooms per apartment at a 0.25 m grid (10k-25k faces), 160x120 frames, seconds to generate.
     "tiny": GeneratorConfig(),
-    # Demo: realistic image sizes and ~300k faces per room; a few minutes on 2 cores.
+    # `make demo`: enough apartments (2-3 rooms, a few composite pieces per room) for the tiny CPU model
+    # to learn something that holds on held-out apartments; ~150k faces each; a depth sensor whose range
+    # ends at 4 m (as a structured-light sensor's), ScanNet's colour halved. A few minutes on 2 cores.
     "demo": GeneratorConfig(
-        edge_length=0.028,
-        furniture_min=6,
-        furniture_max=9,
+        edge_length=0.07,
+        furniture_min=2,
+        furniture_max=4,
+        scannet_train=12,
+        scannet_val=2,
+        scannet_test=2,
         frames_per_scene=40,
-        color_size=SCANNET_COLOR_SIZE,
-        depth_size=SCANNET_DEPTH_SIZE,
+        color_size=(648, 484),
+        depth_size=(320, 240),
+        depth_max_range=4.0,
         panoramas_per_house=3,
-        matterport_size=(640, 512),
+        matterport_size=(320, 256),
     ),
-    # The miniature ablation (config/ablation.yaml): many small rooms, so that a CPU-sized model
-    # sees enough scene variety to generalise to held-out scenes; ~100k faces per room.
+    # The miniature ablation (config/ablation.yaml): many apartments, so that a CPU-sized model sees
+    # enough scene variety to generalise to held-out scenes; ~120k faces per apartment.
     "ablation": GeneratorConfig(
-        edge_length=0.05,
-        furniture_min=5,
-        furniture_max=8,
+        edge_length=0.08,
         scannet_train=40,
         scannet_val=4,
         scannet_test=4,

@@ -90,7 +90,8 @@ def _rng(seed: int, key: str, *numbers: int) -> np.random.Generator:
 
 def _scene(scene_id: str, config: GeneratorConfig) -> tuple[SceneLayout, SceneMesh, SceneRenderer]:
     layout, mesh = make_scene(scene_id, config.seed, config.edge_length,
-                              (config.furniture_min, config.furniture_max), config.open_fraction)
+                              (config.furniture_min, config.furniture_max), (config.rooms_min, config.rooms_max),
+                              config.inner_walls)
     lx, ly, h = layout.room_size
     renderer = SceneRenderer(mesh, light=np.array([lx / 2, ly / 2, h - 0.3]))
     return layout, mesh, renderer
@@ -98,7 +99,7 @@ def _scene(scene_id: str, config: GeneratorConfig) -> tuple[SceneLayout, SceneMe
 
 def _sensor(config: GeneratorConfig) -> SensorModel:
     return SensorModel(config.depth_noise, config.hole_blobs, config.hole_radius,
-                       config.grazing_dropout_deg)
+                       config.grazing_dropout_deg, config.depth_max_range)
 
 
 # -- ScanNet ----------------------------------------------------------------------------------------
@@ -111,14 +112,13 @@ def scannet_split_ids(config: GeneratorConfig) -> dict[str, list[str]]:
 
 
 def _label_rows(counts: dict[int, int]) -> list[dict]:
-    rows = []
-    for row_id, c in enumerate(CATEGORIES, 1):
-        rows.append({"id": row_id, "raw_category": c.raw_category, "category": c.raw_category,
-                     "count": counts.get(c.nyu40id, 0), "nyu40id": c.nyu40id,
-                     "eigen13id": c.eigen13id, "nyuClass": sn.NYU40_NAMES[c.nyu40id],
-                     "nyu40class": sn.NYU40_NAMES[c.nyu40id], "eigen13class": c.eigen13class,
-                     "mpcat40": c.mpcat40, "mpcat40index": c.mpcat40index})
-    return rows
+    """scannetv2-labels.combined.tsv rows: the real `id` and names of each category used, sorted by id."""
+    rows = [{"id": c.scannet_id, "raw_category": c.scannet_raw, "category": c.scannet_raw,
+             "count": counts.get(c.nyu40id, 0), "nyu40id": c.nyu40id, "eigen13id": c.eigen13id,
+             "nyuClass": c.nyu_class, "nyu40class": sn.NYU40_NAMES[c.nyu40id],
+             "eigen13class": c.eigen13class, "mpcat40": c.mpcat40, "mpcat40index": c.mpcat40index}
+            for c in CATEGORIES]
+    return sorted(rows, key=lambda r: r["id"])
 
 
 def _write_scannet_scene(root: Path, scene_id: str, test: bool, config: GeneratorConfig,
@@ -177,13 +177,14 @@ def generate_scannet(root: str | Path, config: GeneratorConfig, *, progress: boo
 
 # -- Matterport3D -----------------------------------------------------------------------------------
 def _mapping_rows() -> list[dict]:
-    """category_mapping.tsv rows; a row's `index` (1-based, as in the real file) is what the house
-    mesh stores as category_id."""
-    return [{"index": i, "raw_category": c.raw_category, "category": c.raw_category, "count": 1,
-             "nyuId": c.nyu40id, "nyu40id": c.nyu40id, "eigen13id": c.eigen13id,
-             "nyuClass": sn.NYU40_NAMES[c.nyu40id], "nyu40class": sn.NYU40_NAMES[c.nyu40id],
+    """category_mapping.tsv rows: the real `index` and names of each category used, sorted by index.
+    A row's `index` is what the house mesh stores as category_id."""
+    rows = [{"index": c.matterport_index, "raw_category": c.matterport_raw, "category": c.matterport_raw,
+             "count": 1, "nyuId": c.nyu_id, "nyu40id": c.nyu40id, "eigen13id": c.eigen13id,
+             "nyuClass": c.nyu_class, "nyu40class": sn.NYU40_NAMES[c.nyu40id],
              "eigen13class": c.eigen13class, "mpcat40index": c.mpcat40index, "mpcat40": c.mpcat40}
-            for i, c in enumerate(CATEGORIES, 1)]
+            for c in CATEGORIES]
+    return sorted(rows, key=lambda r: r["index"])
 
 
 def matterport_house_ids(config: GeneratorConfig) -> list[str]:
@@ -197,7 +198,7 @@ def _write_house(root: Path, house_id: str, config: GeneratorConfig, progress: b
     for folder in (paths.color_dir, paths.depth_dir, paths.conf.parent):
         folder.mkdir(parents=True)
     layout, mesh, renderer = _scene(house_id, config)
-    category_index = {c.nyu40id: i for i, c in enumerate(CATEGORIES, 1)}
+    category_index = {c.nyu40id: c.matterport_index for c in CATEGORIES}
     mp.write_house_mesh(paths.mesh, mesh.vertices, mesh.faces,
                         np.array([category_index[int(x)] for x in mesh.face_labels], np.int32),
                         vertex_colors=mesh.vertex_colors, face_segment_ids=mesh.face_parts)
@@ -227,7 +228,7 @@ def generate_matterport(root: str | Path, config: GeneratorConfig, *, progress: 
     """Write a Matterport3D v1 root at `root`: `metadata/category_mapping.tsv` and per house
     `house_segmentations/<house>.ply` (per-face category_id, segment_id), the undistorted camera
     `.conf`, colour JPEGs `<pano>_i<cam>_<yaw>.jpg` and 16-bit depth PNGs `<pano>_d<cam>_<yaw>.png`
-    for 3 cameras (down, level, up) x 6 yaws per panorama, plus `<house>/<house>_layout.json`.
+    for 3 cameras (up, level, down) x 6 yaws per panorama, plus `<house>/<house>_layout.json`.
     Returns `root`; `<root>.complete` marks it finished."""
     root = Path(root)
     with _atomic_dataset(root, config) as partial:

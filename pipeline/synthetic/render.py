@@ -154,12 +154,14 @@ class SceneRenderer:
 class SensorModel:
     """Depth-sensor imperfections. noise: relative sigma (sigma = noise * z); blobs: mean number of
     hole blobs per frame; blob_radius: their mean radius as a fraction of the image width;
-    grazing_deg: drop depth where the incidence angle exceeds this (None: keep)."""
+    grazing_deg: drop depth where the incidence angle exceeds this (None: keep); max_range: no
+    reading beyond this z-depth in metres, as an active depth sensor's range ends (None: unlimited)."""
 
     noise: float = 0.0
     blobs: float = 0.0
     blob_radius: float = 0.02
     grazing_deg: float | None = None
+    max_range: float | None = None
 
     def apply(self, hits: Hits, rng: np.random.Generator) -> np.ndarray:
         """(H, W) float32 sensor depth in metres from the exact hits, NaN = no reading."""
@@ -169,6 +171,8 @@ class SensorModel:
             depth += rng.normal(0.0, 1.0, depth.shape) * self.noise * np.nan_to_num(depth)
         if self.grazing_deg is not None:
             depth[hits.cos_incidence < np.cos(np.radians(self.grazing_deg))] = np.nan
+        if self.max_range is not None:
+            depth[hits.depth > self.max_range] = np.nan
         count = rng.poisson(self.blobs) if self.blobs > 0 else 0
         if count:
             i, j = np.mgrid[0:height, 0:width]

@@ -1,11 +1,12 @@
-"""A synthetic room: analytic layout (`SceneLayout`) and its triangle mesh (`SceneMesh`).
+"""A synthetic apartment: analytic layout (`SceneLayout`) and its triangle mesh (`SceneMesh`).
 
-World frame: z up, metres; the room spans [0, Lx] x [0, Ly] x [0, H]. Structure surfaces (floor,
-ceiling, four walls, a door and a window set 1 cm in front of two walls) are single-sided open
-sheets whose normals point into the room; furniture are boxes and vertical cylinders, closed or
-open (no bottom face), with normals pointing out. Every surface and object has its own vertices, so
-no vertex is shared between labels. The layout is the analytic truth for tests of later stages
-(`<scene>_layout.json`); the pipeline itself never reads it.
+World frame: z up, metres. 2–4 rooms joined by open doorways (a row, or rooms off a corridor),
+windows opening onto a neighbouring facade, composite furniture (`furniture`), all analytic:
+`SceneLayout.occupancy(points)` says for any world point whether it is inside matter (walls,
+slabs, facade, furniture), which tests compare the pipeline's labels and amodal depth against.
+Structure surfaces are open single-sided sheets facing free space; furniture is the boundary of a
+union of solids. Every surface and object has its own vertices, so no vertex is shared between
+labels. The layout is written next to each scene (`<scene>_layout.json`); the pipeline never reads it.
 """
 from __future__ import annotations
 
@@ -19,83 +20,103 @@ import numpy as np
 from pipeline.atomic import write_text_atomic
 
 from .categories import BY_NAME
-from .primitives import box, cylinder, rectangle
+from .furniture import CATALOGUE, local_footprint
+from .plan import DOOR_KEEPOUT, Opening, Room, Surface, draw_openings, draw_rooms
+from .primitives import rectangle
+from .solids import Solid, any_contains, union_mesh
+from .structure import facades, room_surfaces, shell_contains, shell_solids
 from .texture import surface_colors
-
-# Furniture catalogue: primitive, size ranges (x, y, z extents in metres; a cylinder's x is its
-# diameter), how many per room at most.
-FURNITURE = {
-    "bed": ("box", ((1.4, 1.8), (1.9, 2.1), (0.45, 0.6)), 1),
-    "sofa": ("box", ((1.5, 2.1), (0.8, 0.95), (0.75, 0.9)), 1),
-    "chair": ("box", ((0.42, 0.5), (0.42, 0.5), (0.8, 0.95)), 3),
-    "table": ("box", ((0.8, 1.4), (0.6, 0.9), (0.72, 0.76)), 1),
-    "desk": ("box", ((1.0, 1.5), (0.6, 0.75), (0.72, 0.76)), 1),
-    "cabinet": ("box", ((0.5, 1.0), (0.4, 0.6), (0.8, 1.9)), 2),
-    "bookshelf": ("box", ((0.6, 1.1), (0.3, 0.4), (1.6, 2.0)), 2),
-    "lamp": ("cylinder", ((0.2, 0.35), None, (1.2, 1.7)), 2),
-    "ottoman": ("cylinder", ((0.4, 0.7), None, (0.4, 0.5)), 2),
-}
-WALL_GAP = 0.01  # door and window panels float this far in front of their wall (metres)
-
-
-@dataclass
-class Surface:
-    """A structural rectangle `origin + s*axis_u + t*axis_v`, s, t in [0, 1] (world, metres).
-
-    Its normal `cross(axis_u, axis_v)` points into the room. `face_range` = [start, stop) of its
-    faces in the scene mesh.
-    """
-
-    name: str
-    category: str
-    label: int
-    origin: list[float]
-    axis_u: list[float]
-    axis_v: list[float]
-    face_range: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Furniture:
-    """A box or vertical cylinder: `center` (world, metres), `size` extents in its own frame
-    (cylinder: diameter, diameter, height), rotated by `yaw` radians about +z. `closed` False means
-    the bottom face is missing (an open scan mesh)."""
+    """A composite piece: `parts` (solids in its own frame, see `furniture`) placed with its frame
+    origin at `center` (world, metres, z = 0 on the floor) and turned by `yaw` radians about +z."""
 
     name: str
     category: str
     label: int
-    primitive: str
+    kind: str
     center: list[float]
-    size: list[float]
     yaw: float
-    closed: bool
-    face_range: list[int] = field(default_factory=list)
+    parts: list[Solid]
+    face_range: list[int] | None = None
+
+    def to_local(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) world points -> the object's frame."""
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        d = np.asarray(points, dtype=np.float64) - np.asarray(self.center)
+        return np.column_stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]])
+
+    def to_world(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) object-frame points -> world."""
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        p = np.asarray(points, dtype=np.float64)
+        return np.column_stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1], p[:, 2]]) + np.asarray(self.center)
+
+    def footprint(self, margin: float = 0.0) -> np.ndarray:
+        """World axis-aligned [xmin, ymin, xmax, ymax] of the piece, widened by `margin`."""
+        x0, y0, x1, y1 = local_footprint(self.parts)
+        corners = self.to_world(np.array([[x, y, 0.0] for x in (x0, x1) for y in (y0, y1)]))
+        return np.concatenate([corners[:, :2].min(0) - margin, corners[:, :2].max(0) + margin])
 
 
 @dataclass
 class SceneLayout:
-    """Analytic description of one room; `camera_zone` [xmin, ymin, xmax, ymax] is kept free of
-    furniture for the camera path."""
+    """Analytic description of one apartment (see the module docstring)."""
 
     scene_id: str
     seed: int
-    room_size: list[float]
+    height: float
+    wall_thickness: float
     edge_length: float
-    camera_zone: list[float]
+    rooms: list[Room]
+    openings: list[Opening]
     surfaces: list[Surface]
     objects: list[Furniture]
+    outside: list[Solid] = field(default_factory=list)
     n_vertices: int = 0
     n_faces: int = 0
 
+    @property
+    def room_size(self) -> list[float]:
+        """[x_max, y_max, height] of the rooms' free space (rooms start at x, y >= 0)."""
+        boxes = np.array([r.box for r in self.rooms])
+        return [float(boxes[:, 2].max()), float(boxes[:, 3].max()), float(self.height)]
+
+    def shell(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: world points inside walls, floor or ceiling slabs."""
+        return shell_contains(*shell_solids(self.rooms, self.openings, self.height), points)
+
+    def occupancy(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: world `points` (N, 3, metres) inside matter: the shell, the facades outside or
+        any piece of furniture. Boundaries count as free."""
+        points = np.asarray(points, dtype=np.float64)
+        inside = self.shell(points) | any_contains(self.outside, points)
+        for obj in self.objects:
+            inside |= any_contains(obj.parts, obj.to_local(points))
+        return inside
+
+    def room_of(self, points: np.ndarray) -> np.ndarray:
+        """(N,) int: index of the room whose free box holds each (N, 2+) point's x, y, else -1."""
+        p = np.asarray(points, dtype=np.float64)
+        out = np.full(len(p), -1)
+        for k, r in enumerate(self.rooms):
+            out[(p[:, 0] > r.box[0]) & (p[:, 0] < r.box[2]) & (p[:, 1] > r.box[1]) & (p[:, 1] < r.box[3])] = k
+        return out
+
     def to_json(self) -> str:
-        """Deterministic JSON text (sorted keys, fixed float formatting by `json`)."""
+        """Deterministic JSON text (sorted keys)."""
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
     @staticmethod
     def from_json(text: str) -> "SceneLayout":
         data = json.loads(text)
+        data["rooms"] = [Room(**r) for r in data["rooms"]]
+        data["openings"] = [Opening(**o) for o in data["openings"]]
         data["surfaces"] = [Surface(**s) for s in data["surfaces"]]
-        data["objects"] = [Furniture(**o) for o in data["objects"]]
+        data["outside"] = [Solid(**s) for s in data["outside"]]
+        data["objects"] = [Furniture(**{**o, "parts": [Solid(**p) for p in o["parts"]]}) for o in data["objects"]]
         return SceneLayout(**data)
 
     def write(self, path: Path) -> None:
@@ -104,7 +125,7 @@ class SceneLayout:
 
 @dataclass
 class SceneMesh:
-    """The room as one triangle mesh (world frame, z up, metres).
+    """The apartment as one triangle mesh (world frame, z up, metres).
 
     vertices (V, 3) float32; faces (F, 3) int32; vertex_colors (V, 3) uint8 albedo (sRGB);
     vertex_labels (V,) uint8 NYU40; face_labels (F,) uint8 NYU40; face_parts (F,) int32 index of the
@@ -119,121 +140,110 @@ class SceneMesh:
     face_parts: np.ndarray
 
 
-def _structure(size: np.ndarray, rng: np.random.Generator) -> list[Surface]:
-    lx, ly, h = size
-    ex, ey, ez = np.eye(3)
-    rects = [
-        ("floor", "floor", [0, 0, 0], lx * ex, ly * ey),
-        ("ceiling", "ceiling", [0, 0, h], ly * ey, lx * ex),
-        # Walls run clockwise seen from above so that cross(axis_u, +z) points into the room.
-        ("wall_y0", "wall", [lx, 0, 0], -lx * ex, h * ez),
-        ("wall_x1", "wall", [lx, ly, 0], -ly * ey, h * ez),
-        ("wall_y1", "wall", [0, ly, 0], lx * ex, h * ez),
-        ("wall_x0", "wall", [0, 0, 0], ly * ey, h * ez),
-    ]
-    out = [Surface(n, c, BY_NAME[c].nyu40id, list(map(float, o)), list(map(float, u)),
-                   list(map(float, v))) for n, c, o, u, v in rects]
-    door_wall, window_wall = rng.choice(4, size=2, replace=False)
-    for name, wall_index, width, height, bottom in (
-        ("door", door_wall, 0.9, 2.05, 0.0),
-        ("window", window_wall, rng.uniform(1.0, 1.6), rng.uniform(1.0, 1.3), 0.9),
-    ):
-        wall = out[2 + wall_index]
-        along = np.asarray(wall.axis_u)
-        length = float(np.linalg.norm(along))
-        start = rng.uniform(0.3, length - width - 0.3)
-        inward = np.cross(along, ez) / length  # into the room (normal of the wall)
-        origin = np.asarray(wall.origin) + along / length * start + bottom * ez + WALL_GAP * inward
-        out.append(Surface(name, name, BY_NAME[name].nyu40id, list(map(float, origin)),
-                           list(map(float, along / length * width)), list(map(float, height * ez))))
-    return out
-
-
-def _footprint(center: np.ndarray, size: np.ndarray, yaw: float, margin: float) -> np.ndarray:
-    """Axis-aligned [xmin, ymin, xmax, ymax] of the rotated footprint, widened by `margin`."""
-    c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
-    hx = 0.5 * (c * size[0] + s * size[1]) + margin
-    hy = 0.5 * (s * size[0] + c * size[1]) + margin
-    return np.array([center[0] - hx, center[1] - hy, center[0] + hx, center[1] + hy])
-
-
 def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
 
 
-def _keepouts(surfaces: list[Surface], zone: np.ndarray) -> list[np.ndarray]:
-    """Camera zone plus 0.8 m in front of the door, as footprints that furniture must avoid."""
+def _keepouts(rooms: list[Room], openings: list[Opening], k: int) -> list[np.ndarray]:
+    """Room k's camera zone, and for each doorway of room k the floor from the doorway to the zone."""
+    zone = np.asarray(rooms[k].camera_zone)
     boxes = [zone]
-    door = next(s for s in surfaces if s.name == "door")
-    o, u = np.asarray(door.origin), np.asarray(door.axis_u)
-    front = np.cross(u, [0.0, 0.0, 1.0]) / np.linalg.norm(u) * 0.8
-    pts = np.array([o, o + u, o + front, o + u + front])[:, :2]
-    boxes.append(np.concatenate([pts.min(0), pts.max(0)]))
+    for o in openings:
+        if o.kind != "doorway" or k not in o.rooms:
+            continue
+        side = o.side if o.rooms[0] == k else -o.side
+        lo, hi = np.array(o.box[:2]), np.array(o.box[3:5])
+        inner = np.where(np.arange(2) == o.axis, lo if side > 0 else hi, (lo + hi) / 2)
+        front = inner.copy()
+        front[o.axis] -= side * DOOR_KEEPOUT
+        target = np.clip(front, zone[:2], zone[2:])
+        pts = np.array([lo, hi, front, target])
+        pts[:2, o.axis] = inner[o.axis]
+        boxes.append(np.concatenate([pts.min(0) - 0.4, pts.max(0) + 0.4]))
     return boxes
 
 
-def _place_furniture(size: np.ndarray, blocked: list[np.ndarray], count: int, open_fraction: float,
-                     rng: np.random.Generator) -> list[Furniture]:
-    names = sorted(FURNITURE)
-    used: dict[str, int] = {}
-    objects: list[Furniture] = []
-    for _ in range(count * 4):  # several candidates per slot: big pieces often do not fit
-        if len(objects) == count:
-            break
-        name = names[rng.integers(len(names))]
-        primitive, ranges, cap = FURNITURE[name]
-        if used.get(name, 0) >= cap:
-            continue
-        dims = [rng.uniform(*r) if r is not None else None for r in ranges]
-        dims[1] = dims[0] if dims[1] is None else dims[1]
-        dims = np.array(dims)
-        yaw = float(rng.integers(4) * math.pi / 2 + rng.uniform(-0.2, 0.2))
-        for _attempt in range(40):
-            center = np.array([rng.uniform(0, size[0]), rng.uniform(0, size[1]), dims[2] / 2])
-            foot = _footprint(center, dims, yaw, 0.0)
-            if rng.random() < 0.7:  # most furniture stands against a wall, a few cm from it
-                axis, high = int(rng.integers(2)), bool(rng.integers(2))
-                half = (foot[2 + axis] - foot[axis]) / 2
-                gap = rng.uniform(0.04, 0.12) + half
-                center[axis] = size[axis] - gap if high else gap
-                foot = _footprint(center, dims, yaw, 0.0)
-            inside = foot[0] > 0.03 and foot[1] > 0.03 and foot[2] < size[0] - 0.03 and foot[3] < size[1] - 0.03
-            if inside and not any(_overlaps(_footprint(center, dims, yaw, 0.05), b) for b in blocked):
-                break
+def _place(room: Room, kind: str, blocked: list[np.ndarray], name: str, rng: np.random.Generator) -> Furniture | None:
+    """Try to stand one piece of `kind` in `room` clear of `blocked` (40 attempts), else None."""
+    category, builder, _cap, back_to_wall = CATALOGUE[kind]
+    parts = builder(rng)
+    x0, y0, x1, y1 = room.box
+    for _attempt in range(40):
+        if back_to_wall or rng.random() < 0.5:  # against a wall, back (+y local) to it
+            side = int(rng.integers(4))
+            yaw = (0.0, -math.pi / 2, math.pi, math.pi / 2)[side] + rng.uniform(-0.04, 0.04)
         else:
+            yaw = float(rng.integers(4) * math.pi / 2 + rng.uniform(-0.3, 0.3))
+            side = -1
+        obj = Furniture(name, category, BY_NAME[category].nyu40id, kind, [0.0, 0.0, 0.0], float(yaw), parts)
+        foot = obj.footprint()
+        centre = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        gap = rng.uniform(0.04, 0.12)
+        if side == 0:
+            centre[1] = y1 - gap - foot[3]
+        elif side == 1:
+            centre[0] = x1 - gap - foot[2]
+        elif side == 2:
+            centre[1] = y0 + gap - foot[1]
+        elif side == 3:
+            centre[0] = x0 + gap - foot[0]
+        obj.center = [float(centre[0]), float(centre[1]), 0.0]
+        foot = obj.footprint()
+        inside = foot[0] > x0 + 0.03 and foot[1] > y0 + 0.03 and foot[2] < x1 - 0.03 and foot[3] < y1 - 0.03
+        if inside and not any(_overlaps(obj.footprint(0.05), b) for b in blocked):
+            return obj
+    return None
+
+
+def _furnish(rooms: list[Room], openings: list[Opening], furniture_range: tuple[int, int],
+             rng: np.random.Generator) -> list[Furniture]:
+    names = sorted(CATALOGUE)
+    objects: list[Furniture] = []
+    for k, room in enumerate(rooms):
+        if room.kind != "room":
             continue
-        blocked.append(foot)
-        index = used.get(name, 0)
-        used[name] = index + 1
-        objects.append(Furniture(f"{name}_{index}", name, BY_NAME[name].nyu40id, primitive,
-                                 list(map(float, center)), list(map(float, dims)), yaw,
-                                 bool(rng.random() >= open_fraction)))
+        blocked = _keepouts(rooms, openings, k)
+        count = int(rng.integers(furniture_range[0], furniture_range[1] + 1))
+        used: dict[str, int] = {}
+        placed = 0
+        for _ in range(count * 4):  # several candidates per slot: big pieces often do not fit
+            if placed == count:
+                break
+            kind = names[int(rng.integers(len(names)))]
+            category = CATALOGUE[kind][0]
+            if used.get(category, 0) >= CATALOGUE[kind][2]:
+                continue
+            obj = _place(room, kind, blocked, f"{room.name}_{category}_{used.get(category, 0)}", rng)
+            if obj is None:
+                continue
+            blocked.append(obj.footprint())
+            used[category] = used.get(category, 0) + 1
+            objects.append(obj)
+            placed += 1
     return objects
 
 
 def make_layout(scene_id: str, seed: int, edge_length: float, furniture_range: tuple[int, int],
-                open_fraction: float, rng: np.random.Generator) -> SceneLayout:
-    """Draw a room layout: size, door, window and non-overlapping furniture outside the camera zone."""
-    size = np.array([rng.uniform(4.5, 7.0), rng.uniform(4.0, 6.0), rng.uniform(2.5, 3.0)])
-    zone = np.array([0.32 * size[0], 0.32 * size[1], 0.68 * size[0], 0.68 * size[1]])
-    surfaces = _structure(size, rng)
-    count = int(rng.integers(furniture_range[0], furniture_range[1] + 1))
-    objects = _place_furniture(size, _keepouts(surfaces, zone), count, open_fraction, rng)
-    return SceneLayout(scene_id, seed, list(map(float, size)), float(edge_length),
-                       list(map(float, zone)), surfaces, objects)
+                rooms_range: tuple[int, int], rng: np.random.Generator,
+                wall_range: tuple[float, float] = (0.1, 0.15)) -> SceneLayout:
+    """Draw an apartment: plan, openings, structure, facades and furniture outside the camera zones."""
+    height = float(rng.uniform(2.5, 2.9))
+    rooms, pairs, thickness = draw_rooms(int(rng.integers(rooms_range[0], rooms_range[1] + 1)), wall_range, rng)
+    openings = draw_openings(rooms, pairs, height, rng)
+    surfaces = room_surfaces(rooms, openings, height)
+    outside_surfaces, outside = facades(rooms, openings, height, rng)
+    objects = _furnish(rooms, openings, furniture_range, rng)
+    return SceneLayout(scene_id, seed, height, thickness, float(edge_length), rooms, openings,
+                       surfaces + outside_surfaces, objects, outside)
 
 
-def _part_mesh(part: Surface | Furniture, edge: float) -> tuple[np.ndarray, np.ndarray]:
+def _part_mesh(layout: SceneLayout, part: Surface | Furniture, blocked) -> tuple[np.ndarray, np.ndarray]:
+    edge = layout.edge_length
     if isinstance(part, Surface):
+        if part.name.startswith("facade"):  # large and far: a coarser grid keeps the face count down
+            edge = max(4 * edge, 0.2)
         return rectangle(np.asarray(part.origin), np.asarray(part.axis_u), np.asarray(part.axis_v), edge)
-    size = np.asarray(part.size)
-    if part.primitive == "box":
-        v, f = box(size, edge, bottom=part.closed)
-    else:
-        v, f = cylinder(size[0] / 2, size[2], edge, bottom=part.closed)
-    c, s = math.cos(part.yaw), math.sin(part.yaw)
-    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return v @ rot.T + np.asarray(part.center), f
+    return union_mesh(part.parts, edge, part.to_world, blocked)
 
 
 def build_mesh(layout: SceneLayout, rng: np.random.Generator) -> SceneMesh:
@@ -246,11 +256,11 @@ def build_mesh(layout: SceneLayout, rng: np.random.Generator) -> SceneMesh:
     verts, faces, colors, vlabels, flabels, fparts = [], [], [], [], [], []
     nv = nf = 0
     for index, part in enumerate(parts):
-        v, f = _part_mesh(part, layout.edge_length)
+        v, f = _part_mesh(layout, part, layout.shell)
         part.face_range = [nf, nf + len(f)]
         verts.append(v)
         faces.append(f + nv)
-        colors.append(surface_colors(part.category, part.name, v, rng))
+        colors.append(surface_colors(part.category, v, rng))
         vlabels.append(np.full(len(v), part.label, np.uint8))
         flabels.append(np.full(len(f), part.label, np.uint8))
         fparts.append(np.full(len(f), index, np.int32))
@@ -264,12 +274,14 @@ def build_mesh(layout: SceneLayout, rng: np.random.Generator) -> SceneMesh:
 
 def make_scene(scene_id: str, seed: int, edge_length: float = 0.25,
                furniture_range: tuple[int, int] = (4, 7),
-               open_fraction: float = 0.5) -> tuple[SceneLayout, SceneMesh]:
-    """Layout and mesh of one room, deterministic from (`seed`, `scene_id`).
+               rooms_range: tuple[int, int] = (2, 4),
+               wall_range: tuple[float, float] = (0.1, 0.15)) -> tuple[SceneLayout, SceneMesh]:
+    """Layout and mesh of one apartment, deterministic from (`seed`, `scene_id`); `wall_range`:
+    thickness range of the walls between rooms (metres).
 
-    Example: ``layout, mesh = make_scene("scene0000_00", 0, edge_length=0.035)`` gives ~300k faces.
+    Example: ``layout, mesh = make_scene("scene0000_00", 0, edge_length=0.05)``.
     """
     stream = np.random.SeedSequence([seed, *scene_id.encode()])
     layout_rng, color_rng = (np.random.default_rng(s) for s in stream.spawn(2))
-    layout = make_layout(scene_id, seed, edge_length, furniture_range, open_fraction, layout_rng)
+    layout = make_layout(scene_id, seed, edge_length, furniture_range, rooms_range, layout_rng, wall_range)
     return layout, build_mesh(layout, color_rng)

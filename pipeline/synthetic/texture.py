@@ -44,13 +44,11 @@ def _value_noise(points: np.ndarray, scale: float, table: np.ndarray) -> np.ndar
     return out
 
 
-def surface_colors(category: str, name: str, vertices: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:
+def surface_colors(category: str, vertices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Albedo of one surface/object at its vertices.
 
     Args:
-        category: key of `PALETTE` (the raw category). name: the part's name (unused for colour,
-            kept so patterns can depend on it). vertices: (V, 3) world metres.
+        category: key of `PALETTE` (the generator's category name). vertices: (V, 3) world metres.
         rng: consumed in a fixed order, so colours are deterministic from the scene seed.
     Returns: (V, 3) uint8 sRGB.
     """

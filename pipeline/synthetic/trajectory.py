@@ -1,4 +1,5 @@
-"""Camera paths through a synthetic room: a handheld ScanNet-style scan and Matterport panoramas.
+"""Camera paths through a synthetic apartment: a handheld ScanNet-style walk through its rooms and
+Matterport panoramas.
 
 Poses are camera-to-world (4, 4) float64 in the OpenCV camera convention (x right, y down,
 z forward), world z up, metres.
@@ -71,43 +72,134 @@ def _invalid_mask(n: int, fraction: float, rng: np.random.Generator) -> np.ndarr
     return valid
 
 
-def handheld_scan(layout: SceneLayout, frames: int, invalid_fraction: float,
-                  rng: np.random.Generator) -> Trajectory:
-    """A smooth loop through the room's camera zone, looking outward at the furniture and walls.
+def _room_order(layout: SceneLayout, rng: np.random.Generator) -> list[int]:
+    """Every room once, walking through doorways: a depth-first tour from a random room, with the
+    way back through already visited rooms spelt out (so consecutive entries share a doorway)."""
+    links: dict[int, list[int]] = {k: [] for k in range(len(layout.rooms))}
+    for o in layout.openings:
+        if o.kind == "doorway":
+            a, b = o.rooms
+            links[a].append(b)
+            links[b].append(a)
+    start = int(rng.integers(len(layout.rooms)))
+    order, seen = [start], {start}
 
-    Positions stay inside `layout.camera_zone` (free of furniture) at 1.2-1.7 m height; the camera
-    looks toward points 0.5-1.1 m high on the far side of the room with slow yaw sweeps, plus small
-    smooth roll and pitch jitter (a few degrees) as a handheld sensor has.
-    """
-    t = np.linspace(0.0, 1.0, frames)
-    x0, y0, x1, y1 = layout.camera_zone
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    half = np.array([(x1 - x0) / 2, (y1 - y0) / 2])
-    turns = rng.uniform(0.8, 1.2) * rng.choice([-1.0, 1.0])
-    theta = rng.uniform(0, 2 * math.pi) + 2 * math.pi * turns * t
+    def visit(k: int) -> None:
+        for n in sorted(links[k], key=lambda _: rng.random()):
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+                visit(n)
+                if len(seen) < len(links):
+                    order.append(k)  # walk back to continue the tour
+
+    visit(start)
+    return order
+
+
+def _doorway(layout: SceneLayout, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of the doorway from room a to room b on a's inner wall face (xy), and a's inward
+    unit normal there."""
+    for o in layout.openings:
+        if o.kind == "doorway" and sorted(o.rooms) == sorted([a, b]):
+            side = o.side if o.rooms[0] == a else -o.side
+            lo, hi = np.array(o.box[:2]), np.array(o.box[3:5])
+            centre = (lo + hi) / 2
+            centre[o.axis] = lo[o.axis] if side > 0 else hi[o.axis]
+            inward = np.zeros(2)
+            inward[o.axis] = -side
+            return centre, inward
+    raise ValueError(f"{layout.scene_id}: no doorway between rooms {a} and {b}")
+
+
+def _loop(zone: list[float], turns: float, start: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2) points of a loop inside a camera zone and (n,) outward look angles (radians)."""
+    x0, y0, x1, y1 = zone
+    centre, half = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), np.array([(x1 - x0) / 2, (y1 - y0) / 2])
+    n = max(8, int(60 * abs(turns)))
+    t = np.linspace(0.0, 1.0, n)
+    theta = start + 2 * math.pi * turns * t
     xy = centre + np.stack([0.6 * half[0] * np.cos(theta) + _smooth(t, 0.25 * half[0], rng),
                             0.6 * half[1] * np.sin(theta) + _smooth(t, 0.25 * half[1], rng)], 1)
+    return xy, theta + _smooth(t, 0.8, rng)  # mostly outward, sweeping left and right
+
+
+def _walk(layout: SceneLayout, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Key points (n, 2) of the tour and the look angle at each: loops in every room's camera zone,
+    and between rooms straight through the doorway, looking along the way (into the next room)."""
+    order = _room_order(layout, rng)
+    points, looks = [], []
+    for step, k in enumerate(order):
+        zone = layout.rooms[k].camera_zone
+        start = math.atan2(points[-1][-1][1] - (zone[1] + zone[3]) / 2, points[-1][-1][0] - (zone[0] + zone[2]) / 2) \
+            if points else rng.uniform(0, 2 * math.pi)
+        xy, look = _loop(zone, rng.uniform(0.5, 0.9) * rng.choice([-1.0, 1.0]), start, rng)
+        points.append(xy)
+        looks.append(look)
+        if step + 1 < len(order):
+            nxt = order[step + 1]
+            door_a, in_a = _doorway(layout, k, nxt)
+            door_b, _ = _doorway(layout, nxt, k)
+            front_a, front_b = door_a + 0.7 * in_a, door_b - 0.7 * in_a
+            zone_b = layout.rooms[nxt].camera_zone
+            # via the zone points nearest the doorway: the floor between is kept free of furniture
+            path = np.array([np.clip(front_a, zone[:2], zone[2:]), front_a, door_a, door_b, front_b,
+                             np.clip(front_b, zone_b[:2], zone_b[2:])])
+            heading = math.atan2(-in_a[1], -in_a[0])  # through the doorway, into the next room
+            points.append(path)
+            looks.append(np.full(len(path), heading))
+    return np.concatenate(points), np.concatenate(looks)
+
+
+def _resample(points: np.ndarray, values: np.ndarray, n: int, smooth_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and (unwrapped, smoothed) look angles at n points evenly spaced along the polyline."""
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    keep = np.concatenate([[True], seg > 1e-9])
+    arc, points, values = arc[keep], points[keep], np.unwrap(values[keep])
+    s = np.linspace(0.0, arc[-1], n)
+    xy = np.column_stack([np.interp(s, arc, points[:, 0]), np.interp(s, arc, points[:, 1])])
+    fine = np.linspace(0.0, arc[-1], 2000)
+    look = np.interp(fine, arc, values)
+    sigma = smooth_m / max(fine[1] - fine[0], 1e-9)
+    kernel = np.exp(-0.5 * (np.arange(-int(3 * sigma) - 1, int(3 * sigma) + 2) / max(sigma, 1e-9)) ** 2)
+    padded = np.pad(look, len(kernel) // 2, mode="edge")
+    look = np.convolve(padded, kernel / kernel.sum(), mode="valid")
+    return xy, np.interp(s, fine, look)
+
+
+def handheld_scan(layout: SceneLayout, frames: int, invalid_fraction: float,
+                  rng: np.random.Generator) -> Trajectory:
+    """A smooth walk through every room of the apartment, as a ScanNet scan.
+
+    In each room the camera loops inside the room's camera zone (free of furniture) looking outward
+    at the furniture and walls with slow yaw sweeps; between rooms it walks straight through the
+    doorway, looking along the way, so it looks through the doorway into the next room before
+    entering it. Height 1.2–1.7 m; small smooth roll and pitch jitter (a few degrees) as a handheld
+    sensor has; the camera looks down toward points about 0.8 m high ~2 m ahead.
+    """
+    keys, key_looks = _walk(layout, rng)
+    xy, look = _resample(keys, key_looks, frames, smooth_m=0.8)
+    t = np.linspace(0.0, 1.0, frames)
     height = 1.45 + _smooth(t, 0.2, rng) + _smooth(t * 8, 0.04, rng)
-    look = theta + _smooth(t, 0.8, rng)  # mostly outward, sweeping left and right
-    reach = 0.45 * min(layout.room_size[0], layout.room_size[1])
     target_z = 0.8 + _smooth(t, 0.3, rng)
-    targets = np.column_stack([xy + reach * np.stack([np.cos(look), np.sin(look)], 1), target_z])
-    position = np.column_stack([xy, height])
     roll = np.radians(_smooth(t * 4, 3.0, rng))
     pitch = np.radians(_smooth(t * 4, 2.0, rng))
     poses = np.empty((frames, 4, 4))
     for i in range(frames):
-        forward = targets[i] - position[i]
-        forward[2] += pitch[i] * np.linalg.norm(forward[:2])
-        poses[i] = pose_matrix(look_rotation(forward, roll[i]), position[i])
+        forward = np.array([2.0 * math.cos(look[i]), 2.0 * math.sin(look[i]), target_z[i] - height[i]])
+        forward[2] += pitch[i] * 2.0
+        poses[i] = pose_matrix(look_rotation(forward, roll[i]), np.array([xy[i, 0], xy[i, 1], height[i]]))
     return Trajectory(poses, _invalid_mask(frames, invalid_fraction, rng))
 
 
 def panorama_centres(layout: SceneLayout, count: int, rng: np.random.Generator) -> np.ndarray:
-    """(count, 3) tripod positions (world, metres) spread over the camera zone at ~1.55 m height."""
-    x0, y0, x1, y1 = layout.camera_zone
-    points = []
-    for _ in range(count):
+    """(count, 3) tripod positions (world, metres) at ~1.55 m height, taking the rooms (not
+    corridors) in turn and spreading the positions within each room's camera zone."""
+    rooms = [r for r in layout.rooms if r.kind == "room"] or list(layout.rooms)
+    points: list[np.ndarray] = []
+    for i in range(count):
+        x0, y0, x1, y1 = rooms[i % len(rooms)].camera_zone
         candidates = np.column_stack([rng.uniform(x0, x1, 32), rng.uniform(y0, y1, 32)])
         if points:  # farthest-point choice spreads the tripod positions
             dist = np.min(np.linalg.norm(candidates[:, None] - np.array(points)[None], axis=2), 1)
@@ -122,7 +214,8 @@ def panorama_poses(centre: np.ndarray, pitches_deg: tuple[float, ...], yaw_offse
                    yaws: int = 6) -> np.ndarray:
     """(len(pitches), yaws, 4, 4) camera-to-world of one Matterport sweep (OpenCV axes).
 
-    Camera k is pitched by `pitches_deg[k]` (positive looks up); yaw j turns it by
+    Camera k is pitched by `pitches_deg[k]` (positive looks up; Matterport's camera 0 looks up,
+    1 level, 2 down); yaw j turns it by
     `yaw_offset + j * 360 / yaws` degrees about +z.
     """
     poses = np.empty((len(pitches_deg), yaws, 4, 4))
