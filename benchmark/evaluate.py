@@ -290,13 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     parser.add_argument("--samples", type=int, default=defaults["n_samples"],
                         help="points sampled per mesh, replacing each sampling protocol's own (200k)")
-    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="surface-sampling seed")
     parser.add_argument("--save-meshes", choices=SAVE_MESHES, default=defaults["save_meshes"],
                         help="write the meshes derived from grids/depth maps as PLY under OUT/meshes: none, "
-                             "those of the figure frames, or all (default %(default)s)")
+                             "those of the figure frames, or all")
     parser.add_argument("--depth-source", choices=DEPTH_SOURCES, default=defaults["depth_source"],
                         help="trace: use the sphere-traced depth a grid file holds (SDF models), else render "
-                             "the mesh (default %(default)s)")
+                             "the mesh")
     args = parser.parse_args(argv)
     manifests, roots = _pairs(args.manifest, "--manifest"), _pairs(args.root, "--root")
     missing = sorted(set(manifests) - set(roots))

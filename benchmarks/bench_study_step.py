@@ -40,7 +40,8 @@ def setup(name: str, overlay: list[str], manifest: Path):
     exp = load_experiment([EXPERIMENTS / f"{n}.yaml" for n in (*overlay, name)])
     _, module, opt, _ = build(exp, torch.device("cpu"), Rank())
     data = ShardDataset(manifest, exp.data, seed=exp.optim.seed, surface=surface_purpose(exp))
-    batch = to_device(collate([data[i % len(data)] for i in range(exp.optim.batch_size)]), "cpu")
+    batch = to_device(collate([data[i % len(data)] for i in range(exp.optim.batch_size)]), "cpu",
+                      exp.model.input_norm)
     return exp, module, opt, batch
 
 

@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-points", type=int, default=BATCH_POINTS, help="query points per network call (bounds the memory)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--grid", default=DEFAULT_GRID, choices=GRIDS,
-                   help="evaluate every in-frustum cell, or coarse to fine around the level (default %(default)s)")
+                   help="evaluate every in-frustum cell, or coarse to fine around the level")
     p.add_argument("--depth-source", default="mesh", choices=DEPTH_SOURCES,
                    help="trace: also sphere-trace each frame's depth (SDF models) for evaluate.depth_source trace")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")

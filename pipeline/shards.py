@@ -439,8 +439,7 @@ class ShardReader:
                 out[fld.attr] = fld.missing
                 continue
             v = self._datasets[fld.path][row]
-            out[fld.attr] = v.decode("utf-8") if isinstance(v, bytes) else (
-                int(v) if fld.attr == "frame_index" else v)
+            out[fld.attr] = v.decode("utf-8") if isinstance(v, bytes) else v.item() if np.ndim(v) == 0 else v
         if fields is None or "visible_faces" in fields:
             out["visible_faces"] = self.visible_faces(row)
         return out

@@ -334,7 +334,7 @@ def test_enospc_while_writing_a_shard_removes_the_partial_file(tmp_path: Path, m
 def _shard_sample():
     from pipeline.frame_sample import FrameSample
 
-    h, w, k, m = 4, 6, 5, 3
+    h, w, k, m, s = 4, 6, 5, 3, 2
     return FrameSample(
         dataset="scannet", scene_id="scene0000_00", frame_index=0, source_file="x.sens", split="train",
         image=np.zeros((3, h, w), np.uint8), depth=np.ones((h, w), np.float32),
@@ -342,4 +342,7 @@ def _shard_sample():
         intrinsics=np.ones(4, np.float32), world_to_camera=np.eye(4, dtype=np.float32),
         near_surface_points=np.zeros((k, 3), np.float32), near_surface_labels=np.zeros(k, np.uint8),
         near_surface_valid=np.ones(k, bool), non_surface_points=np.zeros((m, 3), np.float32),
-        non_surface_valid=np.ones(m, bool), visible_faces=np.arange(3, dtype=np.int32))
+        non_surface_valid=np.ones(m, bool), visible_faces=np.arange(3, dtype=np.int32),
+        near_surface_offsets=np.zeros(k, np.float32), surface_points=np.zeros((s, 3), np.float32),
+        surface_normals=np.zeros((s, 3), np.float32), surface_colors=np.zeros((s, 3), np.uint8),
+        surface_colored=False)

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.geometry.isosurface import extract_mesh
 from dgs_core.model.inputs import image_to_tensor
-from dgs_core.infer import Z_NEAR, frame_path, grid_geometry, predict_frames, predict_grid
+from dgs_core.infer import Z_NEAR, encode_image, frame_path, grid_geometry, predict_frames, predict_grid
 from dgs_core.model import DGSNet, ModelConfig
 from pipeline.ground_truth import visible_mesh
 from pipeline.manifest import read_manifest
@@ -249,7 +249,7 @@ def test_sdf_model_traced_depth_and_coloured_meshes(prepared_tiny, tmp_path) -> 
     np.testing.assert_allclose(mesh.vertices, vertices, atol=1e-6)
     rgb = np.stack([mesh.vertex_data[c] for c in ("red", "green", "blue")], axis=1)
     assert rgb.dtype == np.uint8
-    features = net.encode(image_to_tensor(frame.image)[None]).features
     k = [2 * 57.6 / WIDTH, 2 * 57.6 / HEIGHT, 0.0, 0.0]
+    features = encode_image(net, frame.image, k).features
     np.testing.assert_array_equal(rgb, vertex_colors(net, features, mesh.vertices, k))
     assert traced_depth(tmp_path / "rgb", frame) is None  # an occupancy model's grid holds no traced depth
