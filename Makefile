@@ -36,7 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_prepare.py --frames 40
 	$(BIN)/python benchmarks/bench_loader.py --rounds 1
-	$(BIN)/python benchmarks/bench_infer.py --frames 1 --repeats 1 --release-frames 0
+	$(BIN)/python benchmarks/bench_infer.py --frames 1 --repeats 1 --release-frames 0 --checkpoint data/prepared/models/dgs/final.pt
 	$(BIN)/python benchmarks/bench_evaluate.py --frames 5
 	$(BIN)/python benchmarks/bench_sphere_trace.py --sizes 256x192
 

@@ -1,18 +1,25 @@
-"""Inference benchmark: seconds per test frame for the 128³ evaluation grid on CPU.
+"""Inference benchmark: seconds and decoder queries per test frame for the evaluation grid on CPU.
 
-Runs :func:`dgs_core.infer.predict_grid` on prepared test frames (default: the demo ScanNet test
-split, 256×192) with randomly initialised weights (the cost does not depend on their values) for
-two model sizes: ``tiny`` (:meth:`ModelConfig.tiny`, the test model) and ``release`` (five
-256-channel maps, 5 blocks × 512 hidden, SPEC §3). Each frame's grid box comes from its ground-truth
-visible mesh, as in the evaluation, so the share of cells inside the frustum (the cells that are
-actually queried) is the real one. The time per frame covers encoding the image and querying every
-in-frustum cell; reading the shard and the scene mesh is timed separately. The tiny model runs
-``--frames`` frames, ``--repeats`` times each, round-robin, and reports the minimum per frame (robust
-to other users of a shared machine); the release model runs ``--release-frames`` frames once.
-Needs the prepared test split and its raw scenes (``make demo`` writes both); without them it says
-so and exits with status 2. There is no reference implementation here: the figure is a cost.
+Runs :func:`dgs_core.infer.predict_grid` on prepared test frames (default: the demo's ScanNet test
+split) for two model sizes: ``tiny`` (the demo's trained checkpoint with ``--checkpoint``, else
+:meth:`ModelConfig.tiny` with random weights) and ``release`` (five 256-channel maps, 5 blocks ×
+512 hidden, SPEC §3, random weights: its cost does not depend on their values). Each frame's grid
+box comes from its ground-truth visible mesh, as in the evaluation, so the share of cells inside the
+frustum (the cells a dense grid queries) is the real one. The time per frame covers encoding the
+image and querying the grid; reading the shard and the scene mesh is timed separately.
 
-    python benchmarks/bench_infer.py [--frames 3] [--release-frames 1] [--threads 2] [--json out.json]
+The tiny model runs both grids (``dense``: every in-frustum cell; ``coarse_to_fine``:
+:mod:`dgs_core.grid_refine`) on ``--frames`` frames, ``--repeats`` times each, round-robin, and
+reports the minimum per frame (robust to other users of a shared machine), the decoder queries of
+each grid and the grid points whose occupancy side of the 0.5 level differs between the two (what
+marching cubes would see differently; 0 = the same mesh). A trained field matters here: random
+weights give a field with almost no surface, which coarse to fine skips trivially. The release
+model runs ``--release-frames`` frames once, dense. Needs the prepared test split and its raw scenes
+(``make demo`` writes both); without them it says so and exits with status 2. There is no reference
+implementation: the figures are costs.
+
+    python benchmarks/bench_infer.py [--checkpoint data/prepared/models/dgs/final.pt] [--frames 3]
+        [--release-frames 1] [--threads 2] [--json out.json]
 """
 from __future__ import annotations
 
@@ -50,17 +57,22 @@ def queried_fraction(frame: dict, resolution: int) -> float:
 
     origin, cell = grid_geometry(*frame["box"], resolution)
     height, width = frame["image"].shape[1:]
-    return float(frustum_mask(origin, cell, resolution, normalised_intrinsics(*frame["intrinsics"], width, height)).mean())
+    inside = frustum_mask(origin, cell, resolution, normalised_intrinsics(*frame["intrinsics"], width, height))
+    return float(inside.mean())
 
 
-def time_frame(net: torch.nn.Module, frame: dict, args: argparse.Namespace) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds summed over threads) of one frame's grid."""
+def time_frame(net: torch.nn.Module, frame: dict, args: argparse.Namespace, grid: str = "dense"
+               ) -> tuple[float, float, int, np.ndarray]:
+    """(wall seconds, process CPU seconds summed over threads, decoder queries, (R, R, R) values) of
+    one frame's grid."""
+    from dgs_core.grid_refine import RefineStats
     from dgs_core.infer import predict_grid
 
+    stats = RefineStats()
     wall, cpu = time.perf_counter(), time.process_time()
-    predict_grid(net, frame["image"], frame["intrinsics"], *frame["box"], args.resolution,
-                 batch_points=args.batch_points)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    values, _, _ = predict_grid(net, frame["image"], frame["intrinsics"], *frame["box"], args.resolution,
+                                batch_points=args.batch_points, grid=grid, stats=stats)
+    return time.perf_counter() - wall, time.process_time() - cpu, stats.queries, values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--batch-points", type=int, default=1 << 15)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="the tiny model's weights (e.g. data/prepared/models/dgs/final.pt); default random")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
-    common.require_inputs("bench_infer", {"prepared test manifest": args.manifest, "dataset root": args.root},
+    common.require_inputs("bench_infer", {"prepared test manifest": args.manifest, "dataset root": args.root,
+                                         **({"checkpoint": args.checkpoint} if args.checkpoint else {})},
                           "Run `make demo` first (it generates and prepares the demo scenes) or pass "
                           "--manifest, --dataset and --root.")
     torch.set_num_threads(args.threads)
@@ -89,25 +104,49 @@ def main(argv: list[str] | None = None) -> int:
     result = {"resolution": args.resolution, "threads": args.threads, "batch_points": args.batch_points,
               "frames": [f["name"] for f in frames], "image": list(frames[0]["image"].shape[1:]),
               "queried_fraction": fractions, "load_s_per_frame": load_s}
-    tiny = DGSNet(ModelConfig.tiny()).eval()
+    if args.checkpoint:
+        from dgs_core.checkpoint import load_model
+
+        tiny, _ = load_model(args.checkpoint)
+    else:
+        tiny = DGSNet(ModelConfig.tiny()).eval()
+    result["tiny_weights"] = str(args.checkpoint) if args.checkpoint else "random"
     time_frame(tiny, frames[0], args)  # warm-up (allocator, first-call dispatch)
-    times = np.full((args.repeats, args.frames, 2), np.inf)
+    grids = ("dense", "coarse_to_fine")
+    times = np.full((len(grids), args.repeats, args.frames, 2), np.inf)
+    queries = np.zeros((len(grids), args.frames), np.int64)
+    sides_differ = np.zeros(args.frames, np.int64)
     for r in range(args.repeats):
         for i in range(args.frames):
-            times[r, i] = time_frame(tiny, frames[i], args)
-    result["tiny_s_per_frame"], result["tiny_cpu_s_per_frame"] = times.min(axis=0).T.tolist()
+            values = []
+            for g, grid in enumerate(grids):
+                *times[g, r, i], queries[g, i], v = time_frame(tiny, frames[i], args, grid)
+                values.append(v >= 0.5)
+            sides_differ[i] = int((values[0] != values[1]).sum())
+    for g, grid in enumerate(grids):
+        result[f"tiny_{grid}_s_per_frame"], result[f"tiny_{grid}_cpu_s_per_frame"] = times[g].min(axis=0).T.tolist()
+        result[f"tiny_{grid}_queries"] = queries[g].tolist()
+    result["tiny_sides_differ"] = sides_differ.tolist()
     if args.release_frames:
         release = DGSNet(ModelConfig()).eval()
-        timed = [time_frame(release, f, args) for f in frames[:args.release_frames]]
+        timed = [time_frame(release, f, args)[:2] for f in frames[:args.release_frames]]
         result["release_s_per_frame"], result["release_cpu_s_per_frame"] = map(list, zip(*timed))
     print(f"grid {args.resolution}³, {args.threads} threads, image {result['image'][1]}×{result['image'][0]}; "
           f"cells queried (in frustum): {', '.join(f'{x:.0%}' for x in fractions)}")
     print(f"load (shard row + GT visible mesh): {load_s:.3f} s/frame")
-    for model in ("tiny", "release")[:1 + bool(args.release_frames)]:
-        wall, cpu = result[f"{model}_s_per_frame"], result[f"{model}_cpu_s_per_frame"]
-        print(f"{model:7s} model: {', '.join(f'{t:.1f}' for t in wall)} s/frame wall, "
-              f"{', '.join(f'{t:.1f}' for t in cpu)} CPU s/frame"
-              + (f" (min of {args.repeats})" if model == "tiny" else ""))
+    print(f"tiny model ({result['tiny_weights']} weights), min of {args.repeats}:")
+    print("| grid | s/frame wall | CPU s/frame | decoder queries/frame |\n| --- | --- | --- | --- |")
+    for grid in grids:
+        wall, cpu, n = (result[f"tiny_{grid}_{k}"] for k in ("s_per_frame", "cpu_s_per_frame", "queries"))
+        print(f"| {grid} | {np.median(wall):.2f} (min {min(wall):.2f}) | {np.median(cpu):.2f} | {np.median(n):,.0f} |")
+    speed = np.median(np.divide(result["tiny_dense_s_per_frame"], result["tiny_coarse_to_fine_s_per_frame"]))
+    fewer = np.median(queries[0] / np.maximum(queries[1], 1))
+    print(f"coarse to fine: {fewer:.1f}× fewer queries, {speed:.1f}× faster (medians over frames); grid points "
+          f"on the other side of 0.5 than dense: {', '.join(str(x) for x in sides_differ)}")
+    if args.release_frames:
+        wall, cpu = result["release_s_per_frame"], result["release_cpu_s_per_frame"]
+        print(f"release model (dense): {', '.join(f'{t:.1f}' for t in wall)} s/frame wall, "
+              f"{', '.join(f'{t:.1f}' for t in cpu)} CPU s/frame")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -9,6 +9,9 @@ the prepared data they read is missing.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +19,8 @@ import torch
 
 from benchmarks import bench_dgs_op, bench_evaluate, bench_infer, bench_loader, bench_metrics, bench_prepare
 from benchmarks import bench_sens_reader, bench_sphere_trace, bench_study_step, bench_train_step
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # -- bench_sens_reader: official_style_read vs SensReader -----------------------------------------------
@@ -168,6 +173,29 @@ def test_missing_prepared_data_exits_2_with_a_message(script, tmp_path, capsys) 
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "manifest.parquet" in err and "make demo" in err and "Traceback" not in err
+
+
+# -- bench_infer: dense and coarse to fine on the same frames --------------------------------------------
+def test_bench_infer_compares_dense_and_coarse_to_fine(prepared_tiny, tmp_path) -> None:
+    """A 64³ grid (coarse to fine starts at stride 2) of a checkpoint's tiny model: the dense count
+    is the frustum's cells, coarse to fine queries fewer, and each grid point's side of 0.5 is compared."""
+    from dgs_core.checkpoint import capture_rng, save_checkpoint
+    from dgs_core.experiment import load_experiment, to_dict
+    from dgs_core.model import DGSNet
+
+    exp = load_experiment([REPO / "config" / "experiments" / "tiny.yaml"])
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", model=DGSNet(exp.model), step=0, epoch=0, position=0,
+                           config=to_dict(exp), rng=capture_rng())
+    out = tmp_path / "infer.json"
+    assert bench_infer.main(["--manifest", str(prepared_tiny.manifest("scannet", "test")), "--root",
+                             str(prepared_tiny.scannet_root), "--frames", "1", "--repeats", "1", "--release-frames",
+                             "0", "--resolution", "64", "--checkpoint", str(ckpt), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    dense, refined = result["tiny_dense_queries"][0], result["tiny_coarse_to_fine_queries"][0]
+    assert dense == round(result["queried_fraction"][0] * 64 ** 3)
+    assert 0 < refined < dense and result["tiny_weights"] == str(ckpt)
+    assert len(result["tiny_sides_differ"]) == 1 and 0 <= result["tiny_sides_differ"][0] < dense
 
 
 # -- bench_evaluate: the "before" path (no reuse, cKDTree, every mesh written) vs the default ---------
