@@ -47,6 +47,13 @@ POINTS = ("samples", "vertices")
 MISSING = ("penalize", "drop")
 
 
+BOX_PAD_MIN = 1e-3
+"""Least widening of the GT box per side (metres). A frame that sees one axis-aligned plane only
+(a wall filling the view of a synthetic scan) has a box of zero extent along its normal; without a
+floor, float rounding of the camera transform (~1e-7 m) would cut even the ground truth itself.
+1 mm is far below the scan noise of a real mesh, so real boxes are unaffected."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """One evaluation protocol (SPEC §5.11). Distances in metres.
@@ -55,7 +62,7 @@ class Protocol:
     amodal_factor: keep vertices with z < factor × amodal depth at their pixel (None: no depth cut).
     border: keep vertices with |u|, |v| < 1 − border (normalised image coordinates) and z > 0.
     box_margin: keep vertices inside the GT visible mesh's world box widened by this fraction of its
-        extent per side (None: no box test).
+        extent per side, and by at least :data:`BOX_PAD_MIN` (None: no box test).
     order: "fit_first" (fit the whole raw prediction, delineate raw and fitted mesh, keep the union)
         or "delineate_first" (delineate the raw mesh, fit on the kept faces).
     gt_scope: how the GT visible mesh is clipped: "protocol" (by this protocol's rule), "frustum"
@@ -216,7 +223,7 @@ def delineate(pred_vertices: np.ndarray, pred_faces: np.ndarray, *, intrinsics: 
                              f"pass gt_box_min and gt_box_max (world frame).")
         lo = np.asarray(gt_box_min, dtype=np.float64)
         hi = np.asarray(gt_box_max, dtype=np.float64)
-        pad = rule.box_margin * (hi - lo)
+        pad = np.maximum(rule.box_margin * (hi - lo), BOX_PAD_MIN)
         t = np.asarray(camera_to_world, dtype=np.float64)
         world = v @ t[:3, :3].T + t[:3, 3]
         ok &= np.all((world >= lo - pad) & (world <= hi + pad), axis=1)

@@ -9,18 +9,19 @@ a structure class (``prepare.structure_labels``: wall, floor, door, window, ceil
   virtual camera (256×192, f = 230.4) is rendered once with each structure set
   (``pipeline.geometry.raster``); the share of pixels with a labels-amodal depth whose inferred
   amodal depth lies within 5 cm of it (a pixel with only one of the two counts as a disagreement);
-- structure-hit agreement, stricter: the same for the depth of the first structure hit alone. In a
-  closed room the walls are also the farthest hits, so a missed wall costs the amodal depth nothing
-  there; it does cost this number (and the amodal depth wherever something lies behind a wall).
+- structure-hit agreement, stricter: the same for the depth of the first structure hit alone. Where
+  a wall is also the farthest hit, a missed wall costs the amodal depth nothing; it does cost this
+  number (and the amodal depth wherever something lies behind the wall: a room seen through a
+  doorway, a facade through a window).
 
 Goals: IoU ≥ 0.90 and ≥ 95 % of pixels. Scenes come from the scene generator in memory (default;
-today's single rooms, ``--preset`` sets the triangle size) or from any labelled ScanNet-layout root
+today's apartments of 2–4 rooms, ``--preset`` sets the triangle size and room count) or from any labelled ScanNet-layout root
 (``--root``: scans/<scene>/<scene>_vh_clean_2{,.labels}.ply and <scene>.sens for the poses), e.g. one
 written by ``python -m pipeline.synthetic`` after the generator changes, or real ScanNet train/val.
 ``--noise`` (vertex jitter, metres) and ``--yaw`` (each scene turned about +Z by a random angle)
-make the generated rooms less ideal than their exact, axis-aligned planes.
+make the generated apartments less ideal than their exact, axis-aligned planes.
 
-    python benchmarks/bench_structure.py                                   # 6 demo-density rooms
+    python benchmarks/bench_structure.py                                   # 6 demo-density apartments
     python benchmarks/bench_structure.py --noise 0.01 --yaw                # jittered, rotated
     python benchmarks/bench_structure.py --root data/synthetic/scannet --splits train val
 """
@@ -108,7 +109,7 @@ def perturbed(scene: LabelledScene, noise: float, yaw: bool, rng: np.random.Gene
 
 
 def generated_scenes(preset_name: str, count: int, frames: int, seed: int) -> Iterator[LabelledScene]:
-    """``count`` rooms of today's generator at the preset's triangle size, with its handheld poses."""
+    """``count`` apartments of today's generator at the preset's triangle size, with its handheld poses."""
     from pipeline.synthetic.config import preset
     from pipeline.synthetic.scene import make_scene
     from pipeline.synthetic.trajectory import handheld_scan
@@ -117,7 +118,7 @@ def generated_scenes(preset_name: str, count: int, frames: int, seed: int) -> It
     for i in range(count):
         scene_id = f"scene{i:04d}_00"
         layout, mesh = make_scene(scene_id, seed, cfg.edge_length, (cfg.furniture_min, cfg.furniture_max),
-                                  cfg.open_fraction)
+                                  (cfg.rooms_min, cfg.rooms_max), cfg.inner_walls)
         path = handheld_scan(layout, max(frames, 2), 0.0, np.random.default_rng([seed, i]))
         yield LabelledScene(scene_id, mesh.vertices.astype(np.float64), mesh.faces, mesh.face_labels,
                             path.camera_to_world)

@@ -69,7 +69,9 @@ def test_the_photo_is_cropped_to_the_virtual_camera(room) -> None:
     direct = room.colour.transpose(2, 0, 1).astype(float)
     error = np.abs(image - direct).mean()
     wrong = np.abs(to_virtual(photo, 1.25 * PHOTO_FOCAL, VIRTUAL)[0] - direct).mean()
-    assert error < 2 and wrong > 3 * error, (error, wrong)
+    # The residual is resampling (a 200×160 photo averaged down vs a 64×48 render that point-samples
+    # its texture): 2.8 grey levels in an apartment with composite furniture; a 25 % wrong focal: 18.
+    assert error < 4 and wrong > 4 * error, (error, wrong)
 
 
 def test_focal_from_the_option_exif_or_the_virtual_field_of_view(tmp_path: Path) -> None:

@@ -55,6 +55,17 @@ def test_release_delineation_rejects_points_behind_camera():
     assert not mask.any()
 
 
+def test_a_view_of_one_plane_keeps_the_plane_despite_a_zero_extent_box():
+    """The GT sees one plane z = 2 (camera frame): its world box has zero extent along the normal.
+    The plane itself, moved by float rounding (1e-7 m), stays in scope (the 1 mm floor of the
+    widening); the same plane 1 cm nearer is out of the box (2 % of zero extent plus 1 mm)."""
+    v, f = plane_grid(2.0, x=np.arange(-0.5, 0.5001, 0.1), y=np.arange(-0.4, 0.4001, 0.1))
+    lo, hi = world_box(v.min(0), v.max(0))
+    kw = dict(intrinsics=K, width=W, height=H, gt_box_min=lo, gt_box_max=hi, camera_to_world=T_WC)
+    assert delineate(v * (1 + 1e-7), f, **kw).all()
+    assert not delineate(v * np.array([1, 1, 0.995]), f, **kw).any()
+
+
 def test_paper_delineation_clips_to_amodal_depth():
     v, f = plane_grid(2.0)
     lo, hi = world_box([-9, -9, 0], [9, 9, 9])

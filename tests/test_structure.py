@@ -75,15 +75,19 @@ def test_tall_furniture_against_a_wall_is_not_a_wall():
     np.testing.assert_array_equal(flipped.classes, found.classes)
 
 
-def test_generated_rooms_match_their_labels():
+@pytest.mark.parametrize("seed", [0, 3])
+def test_generated_apartments_match_their_labels(seed: int):
+    """Apartments of 2-4 rooms (doorways, windows with reveals, a facade outside): the inferred
+    structure covers the labelled one by face area (measured 0.983-0.989; a closed box room, the
+    generator before the apartments, gave > 0.99), with a floor and a ceiling found."""
     from pipeline.synthetic.scene import make_scene
 
-    layout, mesh = make_scene("scene0000_00", 3, edge_length=EDGE)
+    layout, mesh = make_scene("scene0000_00", seed, edge_length=EDGE)
     found = infer_structure(mesh.vertices, mesh.faces)
     labelled = np.isin(mesh.face_labels, (1, 2, 8, 9, 22))  # door and window panels join their wall
     _, areas, _ = face_geometry(mesh.vertices, mesh.faces)
     iou = areas[labelled & found.mask].sum() / areas[labelled | found.mask].sum()
-    assert iou > 0.99 and found.walls == 4
+    assert iou > 0.98 and (found.classes == FLOOR).any() and (found.classes == CEILING).any()
 
 
 def test_weighted_modes_are_heaviest_first_and_wrap_around():
