@@ -44,6 +44,19 @@ if triton is not None:
         return i0, i1, frac, ds.to(coord.dtype)
 
     @triton.jit
+    def _tile(Q, C, BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
+        """This program's tile: batch index b (int64), query offsets (BLOCK_Q,), channel offsets
+        (BLOCK_C,), the query mask (BLOCK_Q,) and the tile mask (BLOCK_Q, BLOCK_C)."""
+        pid_q = tl.program_id(0)
+        pid_c = tl.program_id(1)
+        nqb = tl.cdiv(Q, BLOCK_Q)
+        b = (pid_q // nqb).to(tl.int64)  # 64-bit offsets: B*Q*4*C may exceed 2**31
+        offs_q = (pid_q % nqb) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+        mask_q = offs_q < Q
+        return b, offs_q, offs_c, mask_q, mask_q[:, None] & (offs_c < C)[None, :]
+
+    @triton.jit
     def _coef(pts_ptr, intr_ptr, b, offs_q, mask_q, Q, H, W):
         base = (b * Q + offs_q) * 3
         x = tl.load(pts_ptr + base, mask=mask_q, other=0.0)
@@ -74,14 +87,7 @@ if triton is not None:
     @triton.jit
     def _fwd_kernel(feat_ptr, pts_ptr, intr_ptr, out_ptr, Q, H, W, C,
                     BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
-        pid_q = tl.program_id(0)
-        pid_c = tl.program_id(1)
-        nqb = tl.cdiv(Q, BLOCK_Q)
-        b = (pid_q // nqb).to(tl.int64)  # 64-bit offsets: B*Q*4*C may exceed 2**31
-        offs_q = (pid_q % nqb) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-        mask_q = offs_q < Q
-        mask = mask_q[:, None] & (offs_c < C)[None, :]
+        b, offs_q, offs_c, mask_q, mask = _tile(Q, C, BLOCK_Q, BLOCK_C)
         x0, x1, y0, y1, fx, fy, gx, gy, su, sv, kx, ky, ru, rv, inv_z = _coef(
             pts_ptr, intr_ptr, b, offs_q, mask_q, Q, H, W)
         row = b * H * W
@@ -103,14 +109,7 @@ if triton is not None:
     @triton.jit
     def _bwd_kernel(grad_ptr, pts_ptr, intr_ptr, gfeat_ptr, Q, H, W, C,
                     BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
-        pid_q = tl.program_id(0)
-        pid_c = tl.program_id(1)
-        nqb = tl.cdiv(Q, BLOCK_Q)
-        b = (pid_q // nqb).to(tl.int64)  # 64-bit offsets: B*Q*4*C may exceed 2**31
-        offs_q = (pid_q % nqb) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-        mask_q = offs_q < Q
-        mask = mask_q[:, None] & (offs_c < C)[None, :]
+        b, offs_q, offs_c, mask_q, mask = _tile(Q, C, BLOCK_Q, BLOCK_C)
         x0, x1, y0, y1, fx, fy, gx, gy, su, sv, kx, ky, ru, rv, inv_z = _coef(
             pts_ptr, intr_ptr, b, offs_q, mask_q, Q, H, W)
         c2 = offs_c[None, :]
