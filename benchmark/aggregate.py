@@ -166,7 +166,7 @@ def reason_counts(per_frame: pd.DataFrame, by: tuple[str, ...] = DEFAULT_GROUPS)
     """How many frames each NaN reason (`<variant>_reason`, `fit_reason`, ...) explains, per group."""
     reason_columns = [c for c in per_frame.columns if c.endswith("reason")]
     long = per_frame.melt(id_vars=list(by), value_vars=reason_columns, var_name="column", value_name="reason")
-    long = long[long["reason"].fillna("").astype(str) != ""]
+    long = long[long["reason"].notna() & (long["reason"].astype(str) != "")]
     return long.groupby([*by, "column", "reason"]).size().rename("frames").reset_index()
 
 
