@@ -20,8 +20,26 @@ MATTERPORT_SIZE = (1280, 1024)
 MATTERPORT_INTRINSICS = (1075.9, 1075.6, 629.7, 508.3)
 
 
+class PlainConfig:
+    """Copy-with-overrides and a JSON-friendly dict for the generators' frozen config dataclasses."""
+
+    def with_overrides(self, **overrides: Any):
+        """A copy with some fields replaced (lists become tuples); unknown names raise a ValueError
+        listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no field(s) {unknown}; valid fields: {sorted(names)}")
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return dataclasses.replace(self, **fixed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of all fields (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(PlainConfig):
     """Everything that sets the size and content of a generated dataset.
 
     seed: every random choice derives from it (with the scene id); same config, same bytes.
@@ -101,18 +119,6 @@ class GeneratorConfig:
         if problems:
             raise ValueError("GeneratorConfig: " + "; ".join(problems) + ". Fix the preset or override.")
 
-    def with_overrides(self, **overrides: Any) -> "GeneratorConfig":
-        """A copy with some fields replaced; unknown names raise a ValueError listing the valid ones."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"GeneratorConfig has no field(s) {unknown}; valid fields: {sorted(names)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return dataclasses.replace(self, **fixed)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict of all fields (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 PRESETS: dict[str, GeneratorConfig] = {

@@ -16,14 +16,13 @@ Same config and seed, same bytes; ``<root>.complete`` (JSON of the config) is wr
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -33,6 +32,7 @@ from pipeline.cli import command_parser
 from pipeline.errors import run_main
 from pipeline.formats import shapenet as sn
 
+from .config import PlainConfig
 from .primitives import Mesh, box, cylinder, merge
 from .render import PinholeCamera, SceneRenderer
 
@@ -44,7 +44,7 @@ Z_UP_TO_SHAPENET = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
 
 
 @dataclass(frozen=True)
-class ObjectGeneratorConfig:
+class ObjectGeneratorConfig(PlainConfig):
     """Size and content of the synthetic object set (units: metres before normalisation, pixels, degrees).
 
     categories: keys of :data:`CATEGORIES`. train, val, test: models per category and split.
@@ -73,12 +73,6 @@ class ObjectGeneratorConfig:
                              f"{unknown}), at least one model per split and one view of ≥ 8 pixels, found "
                              f"{self.train}/{self.val}/{self.test} models, {self.views} views, {self.image_size} px")
 
-    def with_overrides(self, **overrides: Any) -> "ObjectGeneratorConfig":
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return dataclasses.replace(self, **fixed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 PRESETS: dict[str, ObjectGeneratorConfig] = {
