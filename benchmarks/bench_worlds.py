@@ -54,12 +54,12 @@ def amodal_cut(amodal: np.ndarray, farthest: np.ndarray, tolerance: float = 1e-3
     return int(hit.sum()), int((hit & (np.nan_to_num(amodal, nan=np.inf) < farthest - tolerance)).sum())
 
 
-def farthest_hits(vertices: np.ndarray, faces: np.ndarray, world_to_camera: np.ndarray, intrinsics: np.ndarray,
+def farthest_hits(scene: SceneGeometry, world_to_camera: np.ndarray, intrinsics: np.ndarray,
                   width: int, height: int) -> np.ndarray:
     """(H, W) float32 farthest hit (z-depth, metres, NaN = none) of every pixel ray of a frame: the amodal
-    depth of the mesh with no structure labels, which is the farthest hit by definition (SPEC §4.3)."""
+    depth of the mesh with no structure labels, which is the farthest hit by definition (SPEC §4.3).
+    ``scene``: the scene mesh with no structure (``SceneGeometry.from_mesh(vertices, faces, None, ())``)."""
     t_cw = np.asarray(world_to_camera, dtype=np.float64)
-    scene = SceneGeometry.from_mesh(vertices, faces, None, ())
     directions = pixel_directions(width, height, intrinsics) @ t_cw[:3, :3]
     return depth_maps_listed(scene, -t_cw[:3, :3].T @ t_cw[:3, 3], directions)[1]
 
@@ -80,14 +80,18 @@ def amodal_fraction(manifest: Path, dataset: str, root: Path) -> tuple[int, int,
     with the layout's structure) over a test manifest."""
     frames = list_test_frames(manifest, dataset, root)
     pixels = cut = cut_layout = 0
+    scenes: dict[str, tuple[SceneGeometry, SceneLayout]] = {}  # mesh, BVH and layout once per scene
     for ref in frames:
         with ShardReader(ref.shard) as reader:
             row = reader.read(ref.row, ("amodal_depth", "world_to_camera", "intrinsics"))
-        vertices, faces = scene_mesh(dataset, root, ref.scene_id)
+        if ref.scene_id not in scenes:
+            vertices, faces = scene_mesh(dataset, root, ref.scene_id)
+            scenes[ref.scene_id] = (SceneGeometry.from_mesh(vertices, faces, None, ()),
+                                    read_layout(LAYOUTS[dataset](root, ref.scene_id)))
+        scene, layout = scenes[ref.scene_id]
         h, w = row["amodal_depth"].shape
-        far = farthest_hits(vertices, faces, row["world_to_camera"], row["intrinsics"], w, h)
+        far = farthest_hits(scene, row["world_to_camera"], row["intrinsics"], w, h)
         n, c = amodal_cut(row["amodal_depth"], far)
-        layout = read_layout(LAYOUTS[dataset](root, ref.scene_id))
         structure = layout_structure_depth(layout, row["world_to_camera"], row["intrinsics"], w, h)
         cut_layout += amodal_cut(np.fmin(structure, far), far)[1]
         pixels, cut = pixels + n, cut + c

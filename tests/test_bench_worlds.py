@@ -11,6 +11,7 @@ import torch
 from benchmarks import bench_worlds as bw
 from dgs_core.infer import main as infer_main
 from dgs_core.train import train
+from pipeline.geometry.scene import SceneGeometry
 from test_train import fast
 
 
@@ -25,7 +26,7 @@ def test_farthest_hits_of_two_parallel_planes():
     v = np.array([[-5, -5, 1], [5, -5, 1], [5, 5, 1], [-5, 5, 1]], float)
     v = np.concatenate([v, v + [0, 0, 2]])
     f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
-    far = bw.farthest_hits(v, f, np.eye(4), np.array([4.0, 4.0, 4.0, 3.0]), 8, 6)
+    far = bw.farthest_hits(SceneGeometry.from_mesh(v, f, None, ()), np.eye(4), np.array([4.0, 4.0, 4.0, 3.0]), 8, 6)
     np.testing.assert_allclose(far, 3.0, rtol=1e-6)
 
 
